@@ -1,0 +1,96 @@
+"""The Backend protocol: one documented interface for the local broker and RabbitMQ.
+
+Every command of the CLI and the shell talks to a broker only through this interface, so
+the same command behaves the same on both. Each method's promise is written here once;
+``local.py`` and ``rabbitmq.py`` implement it. Errors are ``errors.AmqError``s carrying
+RabbitMQ's reply codes and texts; a failed operation leaves the backend usable (a closed
+channel is reopened).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..broker.model import (
+    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, PublishResult, Queue,
+)
+
+
+class Subscription(Protocol):
+    """A consumer on one queue (``basic.consume``), acknowledging by delivery tag."""
+
+    queue: str
+
+    def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
+        """Wait up to ``timeout`` seconds (None: forever) for messages; return those that
+        arrived, at most ``most`` and never more than the prefetch allows, or ``[]`` on
+        timeout. Raises ``ConsumerCancelled`` if the broker cancelled the consumer."""
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """Acknowledge a delivery (with ``multiple``: every one up to it)."""
+
+    def nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
+        """Return deliveries to the queue (``requeue``) or drop/dead-letter them."""
+
+    def cancel(self) -> None:
+        """Stop consuming; deliveries not acknowledged go back to the queue."""
+
+
+class Backend(Protocol):
+    """A connection to one broker."""
+
+    display_url: str  # the broker's URL with any password masked
+
+    def declare_queue(self, name: str, *, durable: bool = False, exclusive: bool = False,
+                      auto_delete: bool = False, passive: bool = False,
+                      arguments: dict[str, Any] | None = None) -> DeclareOk:
+        """``queue.declare``; ``name=""`` asks the broker for a name. 406/405 on mismatch."""
+
+    def ensure_queue(self, name: str) -> None:
+        """Declare a plain queue unless one of that name exists (whatever its arguments)."""
+
+    def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False,
+                         passive: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        """``exchange.declare``."""
+
+    def delete_queue(self, name: str, *, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        """``queue.delete``: the number of ready messages deleted (0 for a missing queue)."""
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        """``exchange.delete`` (a missing exchange is fine)."""
+
+    def purge_queue(self, name: str) -> int:
+        """``queue.purge``: the number of ready messages removed."""
+
+    def bind(self, source: str, destination: str, routing_key: str = "",
+             arguments: dict[str, Any] | None = None,
+             destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        """``queue.bind`` (or ``exchange.bind``): messages flow from source to destination."""
+
+    def unbind(self, source: str, destination: str, routing_key: str = "",
+               arguments: dict[str, Any] | None = None,
+               destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        """``queue.unbind`` (or ``exchange.unbind``); a missing binding is fine."""
+
+    def publish(self, exchange: str, messages: Sequence[Message], *,
+                confirm: bool = False) -> PublishResult:
+        """Publish with ``mandatory`` set and count what reached no queue. ``confirm``
+        waits for the broker to take responsibility for every message (publisher confirms);
+        the local broker's commit is that confirmation."""
+
+    def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
+                exclusive: bool = False) -> Subscription:
+        """``basic.qos`` then ``basic.consume``."""
+
+    def list_queues(self) -> list[Queue]: ...
+
+    def list_exchanges(self) -> list[Exchange]: ...
+
+    def list_bindings(self) -> list[Binding]: ...
+
+    def close(self) -> None:
+        """Close the connection; unacknowledged deliveries go back to their queues."""

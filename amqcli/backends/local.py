@@ -1,0 +1,121 @@
+"""The Backend over the built-in local broker (``broker/``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..broker import Broker
+from ..broker.engine import REJECTED, UNROUTABLE, SWEEP_INTERVAL
+from ..broker.model import (
+    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, PublishResult, Queue,
+)
+
+
+class LocalSubscription:
+    def __init__(self, backend: LocalBackend, queue: str, prefetch: int, no_ack: bool,
+                 exclusive: bool) -> None:
+        self.backend = backend
+        backend.channels += 1
+        self.channel = backend.connection.channel(backend.channels)
+        self.channel.qos(prefetch)
+        self.tag = self.channel.consume(queue, no_ack=no_ack, exclusive=exclusive)
+        self.queue = queue
+
+    def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
+        store = self.backend.broker.store
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = store.version()
+            deliveries = self.channel.deliver(self.tag, most)
+            if deliveries:
+                return deliveries
+            left = SWEEP_INTERVAL if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return []
+            self.backend.broker.sweep_if_due()
+            store.wait_for_change(seen, min(left, SWEEP_INTERVAL))
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.channel.ack(delivery_tag, multiple)
+
+    def nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
+        self.channel.nack(delivery_tag, multiple, requeue)
+
+    def cancel(self) -> None:
+        self.channel.close()
+
+
+class LocalBackend:
+    """One connection to the local broker in the store file at ``path``."""
+
+    def __init__(self, path: str | None) -> None:
+        self.broker = Broker(path)
+        self.connection = self.broker.connect()
+        self.channels = 1  # channel 1 serves the rest; each subscription gets its own
+        self.display_url = f"local:{path}" if path else "local (in memory)"
+
+    def declare_queue(self, name: str, *, durable: bool = False, exclusive: bool = False,
+                      auto_delete: bool = False, passive: bool = False,
+                      arguments: dict[str, Any] | None = None) -> DeclareOk:
+        return self.connection.declare_queue(
+            name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
+            passive=passive, arguments=arguments)
+
+    def ensure_queue(self, name: str) -> None:
+        self.connection.ensure_queue(name)
+
+    def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False,
+                         passive: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        self.connection.declare_exchange(
+            name, type, durable=durable, auto_delete=auto_delete, internal=internal,
+            passive=passive, arguments=arguments)
+
+    def delete_queue(self, name: str, *, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        return self.connection.delete_queue(name, if_unused=if_unused, if_empty=if_empty)
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        self.connection.delete_exchange(name, if_unused=if_unused)
+
+    def purge_queue(self, name: str) -> int:
+        return self.connection.purge_queue(name)
+
+    def bind(self, source: str, destination: str, routing_key: str = "",
+             arguments: dict[str, Any] | None = None,
+             destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        self.connection.bind(source, destination, routing_key, arguments, destination_type)
+
+    def unbind(self, source: str, destination: str, routing_key: str = "",
+               arguments: dict[str, Any] | None = None,
+               destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        self.connection.unbind(source, destination, routing_key, arguments, destination_type)
+
+    def publish(self, exchange: str, messages: Sequence[Message], *,
+                confirm: bool = False) -> PublishResult:
+        outcomes = self.connection.publish(exchange, messages)
+        unroutable = outcomes.count(UNROUTABLE)
+        nacked = outcomes.count(REJECTED)
+        return PublishResult(len(outcomes), unroutable, nacked)
+
+    def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
+                exclusive: bool = False) -> LocalSubscription:
+        return LocalSubscription(self, queue, prefetch, no_ack, exclusive)
+
+    def list_queues(self) -> list[Queue]:
+        return self.connection.list_queues()
+
+    def list_exchanges(self) -> list[Exchange]:
+        return self.connection.list_exchanges()
+
+    def list_bindings(self) -> list[Binding]:
+        return self.connection.list_bindings()
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        finally:
+            self.broker.close()

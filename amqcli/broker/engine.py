@@ -1,0 +1,568 @@
+"""The local broker: RabbitMQ's semantics over the shared SQLite store.
+
+``Broker`` opens a store; ``Broker.connect()`` gives a ``Connection``, the equivalent of
+one AMQP connection: it owns its exclusive queues and (through its channels, see
+``channel.py``) its consumers and unacknowledged deliveries. A connection of a process
+that died (kill -9 included) is cleaned up by the next process that sweeps: its unacked
+messages go back to their queues flagged redelivered, its exclusive queues are deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .. import errors
+from . import args as qargs
+from . import process, routing
+from .codec import dump_properties
+from .model import (
+    PREDECLARED_EXCHANGES, Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
+    Message, Queue,
+)
+from .store import Store
+
+MAX_NAME_BYTES = 255
+ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
+SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
+
+
+def server_name(prefix: str) -> str:
+    """``amq.gen-...``/``amq.ctag-...``: RabbitMQ's server-generated names."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Strip CR/LF as RabbitMQ does; refuse names over 255 bytes (AMQP short strings)."""
+    name = name.replace("\r", "").replace("\n", "")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise errors.UsageError(
+            f"{kind} name is {len(name.encode())} bytes long; AMQP allows at most 255")
+    return name
+
+
+def where(kind: str, name: str) -> str:
+    return qargs.where(kind, name)
+
+
+def _json(value: dict[str, Any]) -> str:
+    from .codec import to_json_value
+    return json.dumps(to_json_value(value), sort_keys=True, separators=(",", ":"))
+
+
+def _unjson(text: str) -> dict[str, Any]:
+    from .codec import from_json_value
+    return from_json_value(json.loads(text)) if text and text != "{}" else {}
+
+
+def locked(name: str) -> errors.BrokerError:
+    return errors.ResourceLocked(
+        f"cannot obtain exclusive access to locked queue '{name}' in vhost '/'. It could be "
+        "originally declared on another connection or the exclusive property value does not "
+        "match that of the original declaration.")
+
+
+def parse_expiration(expiration: str | None) -> int | None:
+    """The ``expiration`` property in ms, or 406 as RabbitMQ words it."""
+    if expiration is None:
+        return None
+    try:
+        value = int(expiration, 10)
+    except ValueError:
+        raise errors.PreconditionFailed(
+            f"invalid expiration '{expiration}': no_integer") from None
+    if value < 0:
+        raise errors.PreconditionFailed(
+            f"invalid expiration '{expiration}': negative_integer")
+    return value
+
+
+class Broker:
+    """The local broker on one store file (``None``: in memory, for one process)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.store = Store(path)
+        self._last_sweep = 0.0
+
+    def connect(self, name: str = "") -> Connection:
+        self.sweep()
+        pid, started = process.identity()
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO connections (pid, started, name, created) VALUES (?, ?, ?, ?)",
+                (pid, started, name, time.time()))
+        return Connection(self, cur.lastrowid)
+
+    def sweep(self) -> int:
+        """Clean up after connections whose process has died; how many there were."""
+        self._last_sweep = time.monotonic()
+        rows = self.store.read("SELECT id, pid, started FROM connections")
+        dead = [cid for cid, pid, started in rows if not process.alive(pid, started)]
+        if dead:
+            with self.store.transaction() as db:
+                for cid in dead:
+                    release_connection(db, cid)
+        return len(dead)
+
+    def sweep_if_due(self) -> None:
+        if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL:
+            self.sweep()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+# --- helpers on an open transaction -------------------------------------------------
+
+def get_exchange(db: sqlite3.Connection, name: str) -> Exchange | None:
+    row = db.execute(
+        "SELECT name, type, durable, auto_delete, internal, arguments FROM exchanges "
+        "WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    return Exchange(row[0], ExchangeType(row[1]), bool(row[2]), bool(row[3]), bool(row[4]),
+                    _unjson(row[5]))
+
+
+def queue_row(db: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT durable, exclusive_owner, auto_delete, arguments, had_consumer FROM queues "
+        "WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    return {"durable": bool(row[0]), "owner": row[1], "auto_delete": bool(row[2]),
+            "arguments": _unjson(row[3]), "had_consumer": bool(row[4])}
+
+
+def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
+    rows = db.execute(
+        "SELECT destination, destination_type, routing_key, arguments FROM bindings "
+        "WHERE source = ?", (source,)).fetchall()
+    return [Binding(source, d, DestinationType(t), k, _unjson(a)) for d, t, k, a in rows]
+
+
+def counts(db: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
+    """(ready, unacked, consumers) of a queue."""
+    ready = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
+                       (queue,)).fetchone()[0]
+    unacked = db.execute(
+        "SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NOT NULL",
+        (queue,)).fetchone()[0]
+    consumers = db.execute("SELECT COUNT(*) FROM consumers WHERE queue = ?",
+                           (queue,)).fetchone()[0]
+    return ready, unacked, consumers
+
+
+def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
+    """Delete a queue with its messages, bindings and consumers; the ready count it had."""
+    ready = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
+                       (name,)).fetchone()[0]
+    db.execute("DELETE FROM messages WHERE queue = ?", (name,))
+    sources = [r[0] for r in db.execute(
+        "SELECT DISTINCT source FROM bindings WHERE destination_type = 'queue' "
+        "AND destination = ?", (name,))]
+    db.execute("DELETE FROM bindings WHERE destination_type = 'queue' AND destination = ?",
+               (name,))
+    db.execute("DELETE FROM consumers WHERE queue = ?", (name,))
+    db.execute("DELETE FROM queues WHERE name = ?", (name,))
+    auto_delete_exchanges(db, sources)
+    return ready
+
+
+def auto_delete_exchanges(db: sqlite3.Connection, names: Sequence[str]) -> None:
+    """Delete auto-delete exchanges among ``names`` that are no longer the source of a binding."""
+    for name in names:
+        row = db.execute("SELECT auto_delete FROM exchanges WHERE name = ?", (name,)).fetchone()
+        if row and row[0] and not db.execute(
+                "SELECT 1 FROM bindings WHERE source = ? LIMIT 1", (name,)).fetchone():
+            delete_exchange_rows(db, name)
+
+
+def delete_exchange_rows(db: sqlite3.Connection, name: str) -> None:
+    sources = [r[0] for r in db.execute(
+        "SELECT DISTINCT source FROM bindings WHERE destination_type = 'exchange' "
+        "AND destination = ?", (name,))]
+    db.execute("DELETE FROM bindings WHERE source = ? OR "
+               "(destination_type = 'exchange' AND destination = ?)", (name, name))
+    db.execute("DELETE FROM exchanges WHERE name = ?", (name,))
+    auto_delete_exchanges(db, [s for s in sources if s != name])
+
+
+def auto_delete_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
+    """Delete auto-delete queues among ``names`` that had consumers and have none left."""
+    for name in set(names):
+        row = db.execute("SELECT auto_delete, had_consumer FROM queues WHERE name = ?",
+                         (name,)).fetchone()
+        if row and row[0] and row[1] and not db.execute(
+                "SELECT 1 FROM consumers WHERE queue = ? LIMIT 1", (name,)).fetchone():
+            delete_queue_rows(db, name)
+
+
+def release_connection(db: sqlite3.Connection, cid: int) -> None:
+    """What RabbitMQ does when a connection closes: requeue its unacked deliveries, drop its
+    consumers (deleting auto-delete queues left without one) and its exclusive queues."""
+    db.execute("UPDATE messages SET owner = NULL, redelivered = 1 WHERE owner = ?", (cid,))
+    queues = [r[0] for r in db.execute(
+        "SELECT queue FROM consumers WHERE connection = ?", (cid,))]
+    db.execute("DELETE FROM consumers WHERE connection = ?", (cid,))
+    auto_delete_queues(db, queues)
+    for (name,) in db.execute("SELECT name FROM queues WHERE exclusive_owner = ?",
+                              (cid,)).fetchall():
+        delete_queue_rows(db, name)
+    db.execute("DELETE FROM connections WHERE id = ?", (cid,))
+
+
+class Connection:
+    """One client of the local broker, as one AMQP connection: see the module docstring."""
+
+    def __init__(self, broker: Broker, cid: int) -> None:
+        self.broker = broker
+        self.store = broker.store
+        self.id = cid
+        self.closed = False
+        self._channels: dict[int, Any] = {}
+
+    # --- channels ---------------------------------------------------------------------
+
+    def channel(self, number: int = 1) -> Any:
+        from .channel import Channel
+        ch = self._channels.get(number)
+        if ch is None or ch.closed:
+            ch = self._channels[number] = Channel(self, number)
+        return ch
+
+    def close(self) -> None:
+        """Close every channel (requeueing their unacked messages) and the connection."""
+        if self.closed:
+            return
+        self.closed = True
+        with self.store.transaction() as db:
+            release_connection(db, self.id)
+        for ch in self._channels.values():
+            ch.closed = True
+
+    # --- queues -----------------------------------------------------------------------
+
+    def _check_owner(self, name: str, row: dict[str, Any] | None) -> None:
+        if row is not None and row["owner"] is not None and row["owner"] != self.id:
+            raise locked(name)
+
+    def require_queue(self, db: sqlite3.Connection, name: str) -> dict[str, Any]:
+        row = queue_row(db, name)
+        if row is None:
+            raise errors.NotFound(f"no queue '{name}' in vhost '/'")
+        self._check_owner(name, row)
+        return row
+
+    def declare_queue(self, name: str, *, durable: bool = False, exclusive: bool = False,
+                      auto_delete: bool = False, passive: bool = False,
+                      arguments: dict[str, Any] | None = None) -> DeclareOk:
+        name = check_name("queue", name)
+        arguments = dict(arguments or {})
+        if not name and not passive:
+            name = server_name("amq.gen-")
+        elif not passive and name.startswith("amq."):
+            raise errors.AccessRefused(
+                f"queue name '{name}' contains reserved prefix 'amq.*'")
+        with self.store.transaction() as db:
+            row = queue_row(db, name)
+            if passive:
+                self.require_queue(db, name)
+            elif row is not None:
+                self._check_owner(name, row)
+                if (row["owner"] is not None) != exclusive:
+                    raise locked(name)
+                wanted = {"durable": durable and not exclusive, "auto_delete": auto_delete}
+                qargs.check_queue_equivalent(name, row["arguments"], row, arguments, wanted)
+            else:
+                qargs.validate_queue_arguments(name, arguments, durable=durable,
+                                               exclusive=exclusive, auto_delete=auto_delete)
+                db.execute(
+                    "INSERT INTO queues (name, durable, exclusive_owner, auto_delete, "
+                    "arguments, last_used) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, durable and not exclusive, self.id if exclusive else None,
+                     auto_delete, _json(arguments), time.time()))
+            db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), name))
+            ready, _unacked, consumers = counts(db, name)
+        return DeclareOk(name, ready, consumers)
+
+    def ensure_queue(self, name: str) -> None:
+        """Declare ``name`` with default flags unless it exists (whatever its arguments)."""
+        name = check_name("queue", name)
+        if self.store.read("SELECT 1 FROM queues WHERE name = ?", (name,)):
+            return
+        try:
+            self.declare_queue(name)
+        except errors.PreconditionFailed:
+            pass  # declared meanwhile by another process, with other flags: use it as it is
+
+    def delete_queue(self, name: str, *, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        name = check_name("queue", name)
+        with self.store.transaction() as db:
+            row = queue_row(db, name)
+            if row is None:
+                return 0
+            self._check_owner(name, row)
+            ready, _unacked, consumers = counts(db, name)
+            if if_unused and consumers:
+                raise errors.PreconditionFailed(f"{where('queue', name)} in use")
+            if if_empty and ready:
+                raise errors.PreconditionFailed(f"{where('queue', name)} not empty")
+            return delete_queue_rows(db, name)
+
+    def purge_queue(self, name: str) -> int:
+        name = check_name("queue", name)
+        with self.store.transaction() as db:
+            self.require_queue(db, name)
+            return db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL",
+                              (name,)).rowcount
+
+    # --- exchanges --------------------------------------------------------------------
+
+    def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False,
+                         passive: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        name = check_name("exchange", name)
+        arguments = dict(arguments or {})
+        if name == "":
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        with self.store.transaction() as db:
+            current = get_exchange(db, name)
+            if passive:
+                if current is None:
+                    raise errors.NotFound(f"no exchange '{name}' in vhost '/'")
+                return
+            if type not in ExchangeType.__members__.values():
+                raise errors.PreconditionFailed(f"unknown exchange type '{type}'")
+            wanted = {"type": type, "durable": durable, "auto_delete": auto_delete,
+                      "internal": internal, "arguments": arguments}
+            if current is not None:
+                have = {"type": current.type.value, "durable": current.durable,
+                        "auto_delete": current.auto_delete, "internal": current.internal,
+                        "arguments": current.arguments}
+                qargs.check_exchange_equivalent(name, have, wanted)
+                return
+            if name.startswith("amq."):
+                raise errors.AccessRefused(
+                    f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            db.execute(
+                "INSERT INTO exchanges (name, type, durable, auto_delete, internal, arguments) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, type, durable, auto_delete, internal, _json(arguments)))
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        name = check_name("exchange", name)
+        if name == "":
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        if name.startswith("amq."):
+            raise errors.AccessRefused(
+                f"deletion of system exchange '{name}' in vhost '/' not allowed")
+        with self.store.transaction() as db:
+            if get_exchange(db, name) is None:
+                return
+            if if_unused and db.execute("SELECT 1 FROM bindings WHERE source = ? LIMIT 1",
+                                        (name,)).fetchone():
+                raise errors.PreconditionFailed(f"{where('exchange', name)} in use")
+            delete_exchange_rows(db, name)
+
+    # --- bindings ---------------------------------------------------------------------
+
+    def _binding_ends(self, db: sqlite3.Connection, source: str, destination: str,
+                      dtype: DestinationType) -> Exchange:
+        if source == "" or (dtype is DestinationType.EXCHANGE and destination == ""):
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        if dtype is DestinationType.QUEUE:
+            self.require_queue(db, destination)
+        elif get_exchange(db, destination) is None:
+            raise errors.NotFound(f"no exchange '{destination}' in vhost '/'")
+        x = get_exchange(db, source)
+        if x is None:
+            raise errors.NotFound(f"no exchange '{source}' in vhost '/'")
+        return x
+
+    def bind(self, source: str, destination: str, routing_key: str = "",
+             arguments: dict[str, Any] | None = None,
+             destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        source, destination = check_name("exchange", source), check_name("queue", destination)
+        arguments = dict(arguments or {})
+        with self.store.transaction() as db:
+            x = self._binding_ends(db, source, destination, destination_type)
+            if x.type is ExchangeType.HEADERS:
+                mode = arguments.get("x-match", "all")
+                if mode not in routing.X_MATCH_MODES:
+                    shown = mode if isinstance(mode, str) else repr(mode)
+                    raise errors.PreconditionFailed(
+                        f'Invalid x-match field value <<"{shown}">>; expected all, any, '
+                        "all-with-x, or any-with-x")
+            db.execute(
+                "INSERT OR IGNORE INTO bindings (source, destination, destination_type, "
+                "routing_key, arguments) VALUES (?, ?, ?, ?, ?)",
+                (source, destination, destination_type.value, routing_key, _json(arguments)))
+
+    def unbind(self, source: str, destination: str, routing_key: str = "",
+               arguments: dict[str, Any] | None = None,
+               destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        source, destination = check_name("exchange", source), check_name("queue", destination)
+        with self.store.transaction() as db:
+            self._binding_ends(db, source, destination, destination_type)
+            db.execute(
+                "DELETE FROM bindings WHERE source = ? AND destination = ? AND "
+                "destination_type = ? AND routing_key = ? AND arguments = ?",
+                (source, destination, destination_type.value, routing_key,
+                 _json(dict(arguments or {}))))
+            auto_delete_exchanges(db, [source])
+
+    # --- publishing -------------------------------------------------------------------
+
+    def publish(self, exchange: str, messages: Sequence[Message]) -> list[int]:
+        """Route and enqueue messages published to one exchange, in one transaction.
+
+        Returns one outcome per message: ``ROUTED``, ``UNROUTABLE`` (dropped; the caller
+        reports or returns it) or ``REJECTED`` (refused by a queue: a nack).
+        """
+        exchange = check_name("exchange", exchange)
+        expirations = [parse_expiration(m.properties.expiration) for m in messages]
+        now = time.time()
+        with self.store.transaction() as db:
+            router = _Router(db, exchange)
+            rows: list[tuple] = []
+            outcomes: list[int] = []
+            last_props: tuple[Any, str | None] = (object(), None)
+            for m, expiration in zip(messages, expirations, strict=True):
+                targets = router.queues(m.routing_key, m.properties.headers)
+                if not targets:
+                    outcomes.append(UNROUTABLE)
+                    continue
+                outcomes.append(ROUTED)
+                if m.properties is not last_props[0]:
+                    last_props = (m.properties, _stored_properties(m))
+                for q in targets:
+                    rows.append(router.row(q, m, last_props[1], expiration, now))
+            db.executemany(
+                "INSERT INTO messages (queue, priority, expires, exchange, routing_key, "
+                "properties, body) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        return outcomes
+
+    # --- listing ----------------------------------------------------------------------
+
+    def list_queues(self) -> list[Queue]:
+        self.broker.sweep()
+        rows = self.store.read(
+            "SELECT q.name, q.durable, q.exclusive_owner, q.auto_delete, q.arguments, "
+            "(SELECT COUNT(*) FROM messages m WHERE m.queue = q.name AND m.owner IS NULL), "
+            "(SELECT COUNT(*) FROM messages m WHERE m.queue = q.name "
+            " AND m.owner IS NOT NULL), "
+            "(SELECT COUNT(*) FROM consumers c WHERE c.queue = q.name) "
+            "FROM queues q ORDER BY q.name")
+        return [Queue(n, bool(d), o is not None, bool(a), _unjson(args), r, u, c)
+                for n, d, o, a, args, r, u, c in rows]
+
+    def list_exchanges(self) -> list[Exchange]:
+        rows = self.store.read(
+            "SELECT name, type, durable, auto_delete, internal, arguments FROM exchanges "
+            "ORDER BY name")
+        return [Exchange(n, ExchangeType(t), bool(d), bool(a), bool(i), _unjson(args))
+                for n, t, d, a, i, args in rows]
+
+    def list_bindings(self) -> list[Binding]:
+        """Every binding, with the default exchange's implicit one to each queue first."""
+        implicit = [Binding("", q, DestinationType.QUEUE, q) for (q,) in self.store.read(
+            "SELECT name FROM queues ORDER BY name")]
+        rows = self.store.read(
+            "SELECT source, destination, destination_type, routing_key, arguments "
+            "FROM bindings ORDER BY source, destination_type, destination, routing_key")
+        return implicit + [Binding(s, d, DestinationType(t), k, _unjson(a))
+                           for s, d, t, k, a in rows]
+
+    def route(self, exchange: str, routing_key: str,
+              headers: dict[str, Any] | None = None) -> routing.Route:
+        """Where a message would go, without publishing it."""
+        with self.store.transaction() as db:
+            return _Router(db, exchange).explain(routing_key, headers)
+
+
+def _stored_properties(m: Message) -> str | None:
+    """The properties as stored; a BCC header is removed (sender-selected distribution)."""
+    props = m.properties
+    if props.headers and "BCC" in props.headers:
+        from dataclasses import replace
+        headers = {k: v for k, v in props.headers.items() if k != "BCC"}
+        props = replace(props, headers=headers or None)
+    return dump_properties(props)
+
+
+class _Router:
+    """Routing within one publish transaction, with the topology read once."""
+
+    def __init__(self, db: sqlite3.Connection, exchange: str) -> None:
+        self.db = db
+        self.exchange = exchange
+        self._exchanges: dict[str, Exchange | None] = {}
+        self._bindings: dict[str, list[Binding]] = {}
+        self._queues: dict[str, dict[str, Any] | None] = {}
+        self._routes: dict[str, list[str]] = {}
+        x = self.get_exchange(exchange)
+        if x is None:
+            raise errors.NotFound(f"no exchange '{exchange}' in vhost '/'")
+        if x.internal:
+            raise errors.AccessRefused(
+                f"cannot publish to internal exchange '{exchange}' in vhost '/'")
+
+    def get_exchange(self, name: str) -> Exchange | None:
+        if name not in self._exchanges:
+            self._exchanges[name] = get_exchange(self.db, name)
+        return self._exchanges[name]
+
+    def get_bindings(self, name: str) -> list[Binding]:
+        if name not in self._bindings:
+            self._bindings[name] = bindings_from(self.db, name)
+            if name == "":
+                self._bindings[name] = [Binding("", q, DestinationType.QUEUE, q) for (q,) in
+                                        self.db.execute("SELECT name FROM queues")]
+        return self._bindings[name]
+
+    def queue(self, name: str) -> dict[str, Any] | None:
+        if name not in self._queues:
+            self._queues[name] = queue_row(self.db, name)
+        return self._queues[name]
+
+    def queues(self, routing_key: str, headers: dict[str, Any] | None) -> list[str]:
+        if self.exchange == "" and not (headers and ("CC" in headers or "BCC" in headers)):
+            return [routing_key] if self.queue(routing_key) is not None else []
+        cacheable = not headers
+        if cacheable and routing_key in self._routes:
+            return self._routes[routing_key]
+        found = self.explain(routing_key, headers).queues
+        if cacheable:
+            self._routes[routing_key] = found
+        return found
+
+    def explain(self, routing_key: str, headers: dict[str, Any] | None) -> routing.Route:
+        if self.exchange == "":
+            keys = routing.routing_keys(routing_key, headers)
+            found = [k for k in keys if self.queue(k) is not None]
+            hop = routing.Hop("", [Binding("", q, DestinationType.QUEUE, q) for q in found])
+            return routing.Route(found, [hop])
+        return routing.route(self.exchange, routing_key, headers, self.get_exchange,
+                             self.get_bindings)
+
+    def row(self, queue: str, m: Message, props: str | None, expiration: int | None,
+            now: float) -> tuple:
+        q = self.queue(queue) or {"arguments": {}}
+        qa = q["arguments"]
+        priority = 0
+        max_priority = qa.get("x-max-priority")
+        if max_priority:
+            priority = min(m.properties.priority or 0, max_priority)
+        ttl = qa.get("x-message-ttl")
+        if expiration is not None:
+            ttl = expiration if ttl is None else min(ttl, expiration)
+        expires = now + ttl / 1000 if ttl is not None else None
+        return (queue, priority, expires, self.exchange, m.routing_key, props, m.body)

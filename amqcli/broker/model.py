@@ -1,0 +1,148 @@
+"""The AMQP 0-9-1 model as plain values: exchanges, queues, bindings, messages.
+
+These are what the engine, both backends, the CLI and (later) the server exchange. They
+carry no behaviour beyond small conveniences and never reach into a store or a socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+
+class ExchangeType(StrEnum):
+    DIRECT = "direct"
+    FANOUT = "fanout"
+    TOPIC = "topic"
+    HEADERS = "headers"
+
+
+class DestinationType(StrEnum):
+    QUEUE = "queue"
+    EXCHANGE = "exchange"
+
+
+DEFAULT_EXCHANGE = ""
+PREDECLARED_EXCHANGES: dict[str, ExchangeType] = {
+    "": ExchangeType.DIRECT,
+    "amq.direct": ExchangeType.DIRECT,
+    "amq.fanout": ExchangeType.FANOUT,
+    "amq.topic": ExchangeType.TOPIC,
+    "amq.headers": ExchangeType.HEADERS,
+    "amq.match": ExchangeType.HEADERS,
+}
+
+# The basic-class content properties, in wire order.
+PROPERTY_NAMES = (
+    "content_type", "content_encoding", "headers", "delivery_mode", "priority",
+    "correlation_id", "reply_to", "expiration", "message_id", "timestamp", "type",
+    "user_id", "app_id", "cluster_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Properties:
+    """AMQP basic properties. ``None`` means "not set"; ``timestamp`` is epoch seconds."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: dict[str, Any] | None = None
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    cluster_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The properties that are set, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Properties:
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    @property
+    def persistent(self) -> bool:
+        return self.delivery_mode == 2
+
+
+EMPTY_PROPERTIES = Properties()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message on its way to an exchange."""
+
+    body: bytes
+    properties: Properties = EMPTY_PROPERTIES
+    routing_key: str = ""
+    exchange: str = DEFAULT_EXCHANGE
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed to a consumer (``basic.deliver`` or ``basic.get-ok``)."""
+
+    delivery_tag: int
+    body: bytes
+    properties: Properties
+    exchange: str
+    routing_key: str
+    redelivered: bool
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    name: str
+    type: ExchangeType
+    durable: bool = False
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    durable: bool = False
+    exclusive: bool = False
+    auto_delete: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+    messages: int = 0  # ready
+    unacked: int = 0
+    consumers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    source: str
+    destination: str
+    destination_type: DestinationType = DestinationType.QUEUE
+    routing_key: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareOk:
+    """``queue.declare-ok``: the queue's name and its counts."""
+
+    queue: str
+    message_count: int
+    consumer_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What became of published messages."""
+
+    published: int = 0
+    unroutable: int = 0  # dropped: reached no queue (returned, when mandatory)
+    nacked: int = 0  # refused by a queue (reject-publish) or by the broker

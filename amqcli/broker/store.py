@@ -1,0 +1,218 @@
+"""The SQLite file that holds the local broker: schema, transactions, change notification.
+
+One database in WAL mode, shared by every process that opens it. Each broker operation is
+one ``BEGIN IMMEDIATE`` transaction (one writer at a time, readers never blocked); bulk
+operations batch many messages per transaction. ``synchronous=NORMAL``: a committed
+transaction survives the death of any process (kill -9), though not a power cut.
+
+Other processes' commits are noticed through ``PRAGMA data_version``, polled every few
+milliseconds by a waiting consumer; commits in this process wake waiters directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .. import errors
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS exchanges (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    durable INTEGER NOT NULL DEFAULT 0,
+    auto_delete INTEGER NOT NULL DEFAULT 0,
+    internal INTEGER NOT NULL DEFAULT 0,
+    arguments TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    durable INTEGER NOT NULL DEFAULT 0,
+    exclusive_owner INTEGER,            -- connections.id, for exclusive queues
+    auto_delete INTEGER NOT NULL DEFAULT 0,
+    arguments TEXT NOT NULL DEFAULT '{}',
+    had_consumer INTEGER NOT NULL DEFAULT 0,
+    last_used REAL NOT NULL DEFAULT 0   -- for x-expires
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    destination_type TEXT NOT NULL,     -- 'queue' or 'exchange'
+    routing_key TEXT NOT NULL,
+    arguments TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (source, destination_type, destination, routing_key, arguments)
+);
+CREATE INDEX IF NOT EXISTS bindings_destination ON bindings (destination_type, destination);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- FIFO order, never reused
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    owner INTEGER,                        -- connections.id holding it unacked, NULL when ready
+    redelivered INTEGER NOT NULL DEFAULT 0,
+    expires REAL,                         -- epoch seconds, from TTLs
+    exchange TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    properties TEXT,                      -- JSON (codec.py), NULL when none are set
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, owner, priority DESC, id);
+CREATE INDEX IF NOT EXISTS messages_owner ON messages (owner) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_expiry ON messages (queue, expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS connections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,                -- process start time, to tell a reused pid
+    name TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consumers (
+    connection INTEGER NOT NULL,
+    channel INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    exclusive INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (connection, channel, tag)
+);
+CREATE INDEX IF NOT EXISTS consumers_queue ON consumers (queue);
+"""
+
+POLL_INTERVAL = 0.01  # seconds between checks for other processes' commits
+
+
+class Store:
+    """One open SQLite database, shared by the threads of this process."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        """Open (creating if needed) the store at ``path``; ``None`` is a private in-memory one."""
+        self.path = str(path) if path is not None else ":memory:"
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._local_version = 0
+        self._in_transaction = False
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            folder = Path(self.path).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise errors.StoreError(
+                    f"cannot create the folder of the store {self.path}: {err.strerror}") from err
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                 timeout=30)
+            db.execute("PRAGMA busy_timeout = 30000")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                self._create(db, version)
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as err:
+            raise self.error(err) from err
+        return db
+
+    def _create(self, db: sqlite3.Connection, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise errors.StoreError(
+                f"the store {self.path} was written by a newer amq (schema {version})")
+        if self.path != ":memory:":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                for statement in SCHEMA.split(";\n"):  # no ";" inside a statement
+                    if statement.strip():
+                        db.execute(statement)
+                from .model import PREDECLARED_EXCHANGES
+                db.executemany(
+                    "INSERT OR IGNORE INTO exchanges (name, type, durable) VALUES (?, ?, 1)",
+                    PREDECLARED_EXCHANGES.items())
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def error(self, err: sqlite3.Error) -> errors.StoreError:
+        """A one-line StoreError naming the file, for any sqlite3 failure."""
+        text = str(err)
+        if "not a database" in text or "malformed" in text:
+            text = "the file is not an amq store or is corrupt"
+        elif "readonly" in text or "read-only" in text:
+            text = "the file or its folder is read-only"
+        elif "unable to open" in text:
+            text = "cannot open the file (check that it and its folder are readable and writable)"
+        return errors.StoreError(f"local store {self.path}: {text}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            if self._in_transaction:
+                yield self.db
+                return
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise self.error(err) from err
+            self._in_transaction = True
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._rollback()
+                raise self.error(err) from err
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._in_transaction = False
+            self._local_version += 1
+            self._changed.notify_all()
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("ROLLBACK")
+
+    def read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Run a query outside any write transaction."""
+        with self._lock:
+            try:
+                return self.db.execute(sql, params).fetchall()
+            except sqlite3.Error as err:
+                raise self.error(err) from err
+
+    def version(self) -> tuple[int, int]:
+        """Changes so far: other processes' (data_version) and this process's commits."""
+        with self._lock:
+            try:
+                other = self.db.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as err:
+                raise self.error(err) from err
+            return other, self._local_version
+
+    def wait_for_change(self, since: tuple[int, int], timeout: float) -> tuple[int, int]:
+        """Block until the store changes after ``since`` or ``timeout`` passes; the new version."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.version()
+            if now != since:
+                return now
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return now
+            with self._lock:
+                if self._local_version == since[1]:
+                    self._changed.wait(min(POLL_INTERVAL, left))
+
+    def close(self) -> None:
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()

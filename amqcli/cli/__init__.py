@@ -1,0 +1,116 @@
+"""The ``amq`` command: the typer command tree and the one place errors become exit codes.
+
+The command modules register themselves on ``app``; they turn flags into typed values
+and call a backend. ``main`` runs the tree and maps every ``AmqError`` (and Ctrl+C, and a
+closed stdout) to one line on stderr and an ``ExitStatus``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .. import errors
+from ..errors import ExitStatus
+from .env import Environment
+
+try:
+    from typer._click.exceptions import ClickException  # typer vendors click from 0.2x on
+except ImportError:  # pragma: no cover - typer on the click package
+    from click import ClickException  # type: ignore[no-redef]
+
+app = typer.Typer(
+    name="amq",
+    help="AMQP 0-9-1 messaging from the command line: a built-in local broker, or RabbitMQ "
+         "with --url amqp://...",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(
+        "--url", "-u", metavar="URL",
+        help="Broker: local (default), local:PATH, amqp://user:pass@host:port/vhost, "
+             "amqps://... [env AMQ_URL]")] = None,
+) -> None:
+    env: Environment = ctx.ensure_object(Environment)
+    if url is not None:
+        env.url = url
+
+
+def env_of(ctx: typer.Context) -> Environment:
+    return ctx.find_object(Environment) or ctx.ensure_object(Environment)
+
+
+from . import listing, receive, send, topology  # noqa: E402,F401  (they register commands)
+
+
+def _report(env: Environment, err: errors.AmqError) -> None:
+    line = f"amq: error: {err}"
+    if err.hint:
+        line += f" ({err.hint})"
+    env.say(line)
+
+
+def _silence_stdout() -> None:
+    """After a reader closed our stdout, make Python's exit flush go nowhere, quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def _terminate(_signo: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(argv: list[str] | None, env: Environment) -> ExitStatus:
+    """Run one command line in an environment; the exit status. Never raises."""
+    code = ExitStatus.OK
+    try:
+        result = app(args=argv, prog_name="amq", standalone_mode=False, obj=env)
+        if isinstance(result, int):
+            code = ExitStatus(result)
+    except typer.Exit as exit_:
+        code = ExitStatus(exit_.exit_code) if exit_.exit_code in ExitStatus._value2member_map_ \
+            else ExitStatus.ERROR
+    except typer.Abort:
+        code = ExitStatus.INTERRUPTED
+    except ClickException as err:
+        err.show(file=env.stderr)
+        code = ExitStatus.USAGE
+    except errors.AmqError as err:
+        _report(env, err)
+        code = err.exit_status
+    except KeyboardInterrupt:
+        code = ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+    finally:
+        try:
+            env.close()
+        except errors.AmqError as err:
+            if code == ExitStatus.OK:
+                _report(env, err)
+                code = err.exit_status
+        except KeyboardInterrupt:
+            code = ExitStatus.INTERRUPTED
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script ``amq``."""
+    signal.signal(signal.SIGTERM, _terminate)
+    env = Environment()
+    sys.exit(int(run(argv, env)))

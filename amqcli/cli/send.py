@@ -1,0 +1,179 @@
+"""``amq send``: publish one message, or one per line/record of stdin or a file."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from .. import errors
+from ..broker.model import Message, PublishResult
+from . import app, env_of
+from .parsing import build_properties, parse_headers, parse_properties
+
+SEND_HELP = """Publish a message: to a queue of that name through the default exchange
+(declared first, like the tutorial's send.py), or with -e to an exchange.
+
+The body is BODY, --file PATH, or stdin (all of it one message). --lines sends one
+message per line, --null one per NUL-terminated record, --format json one per JSON
+object as `amq receive --format json` writes them."""
+
+
+@app.command(help=SEND_HELP)
+def send(
+    ctx: typer.Context,
+    routing_key: Annotated[str | None, typer.Argument(
+        metavar="ROUTING_KEY", show_default=False,
+        help="Routing key; on the default exchange, the queue name.")] = None,
+    body: Annotated[str | None, typer.Argument(
+        metavar="[BODY]", show_default=False, help="Message body (else --file or stdin).")] = None,
+    exchange: Annotated[str, typer.Option(
+        "--exchange", "-e", metavar="NAME", help="Exchange (default: the default exchange).")
+    ] = "",
+    headers: Annotated[list[str] | None, typer.Option(
+        "--header", "-H", metavar="K=V", help="Header K=V (string) or K:=JSON (typed); repeat.")
+    ] = None,
+    properties: Annotated[list[str] | None, typer.Option(
+        "--property", "-p", metavar="NAME=VALUE",
+        help="content_type, correlation_id, reply_to, expiration, message_id, priority, "
+             "delivery_mode, timestamp, type, user_id, app_id, content_encoding; repeat.")
+    ] = None,
+    persistent: Annotated[bool, typer.Option(
+        "--persistent", help="delivery_mode=2 (survives a RabbitMQ restart).")] = False,
+    file: Annotated[str | None, typer.Option(
+        "--file", "-f", metavar="PATH", help="Read the body from a file, byte for byte.")
+    ] = None,
+    lines: Annotated[bool, typer.Option("--lines", "-l", help="One message per line.")] = False,
+    null: Annotated[bool, typer.Option(
+        "--null", "-0", help="One message per NUL-terminated record (like xargs -0).")] = False,
+    format: Annotated[str, typer.Option(
+        "--format", metavar="raw|json",
+        help="json: read one JSON object per line (as `receive --format json` writes).")
+    ] = "raw",
+    no_declare: Annotated[bool, typer.Option(
+        "--no-declare", help="Do not declare the queue on the default exchange first.")
+    ] = False,
+    confirm: Annotated[bool, typer.Option(
+        "--confirm", help="Wait for publisher confirms; exit 10 if the broker refuses any.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Report each batch the broker has confirmed, on stderr.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+) -> None:
+    env = env_of(ctx)
+    if format not in ("raw", "json"):
+        raise errors.UsageError(f"--format must be raw or json, not {format!r}")
+    json_input = format == "json"
+    if routing_key is None and not json_input:
+        raise errors.UsageError("missing ROUTING_KEY (the queue name, on the default exchange)")
+    if sum([lines, null, json_input]) > 1:
+        raise errors.UsageError("choose one of --lines, --null and --format json")
+    if body is not None and file is not None:
+        raise errors.UsageError("give the body as BODY or --file, not both")
+    if body is None and file is None and env.stdin_isatty:
+        raise errors.UsageError("no body: give BODY, --file PATH, or pipe it on stdin")
+    props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
+    sender = _Sender(env, exchange, routing_key, props, not no_declare, confirm,
+                     verbose, json_input)
+    if body is not None:
+        data = body.encode("utf-8")
+        if lines or null:
+            sep = b"\n" if lines else b"\0"
+            records = data.split(sep)
+            sender.send(records[:-1] if records and records[-1] == b"" else records)
+        elif json_input:
+            sender.send(data.splitlines())
+        else:
+            sender.send([data])
+    else:
+        _send_stream(sender, file, lines or json_input, null)
+    sender.finish(quiet)
+
+
+def _send_stream(sender: _Sender, file: str | None, lines: bool, null: bool) -> None:
+    from ..formats import read_all, read_records
+    try:
+        fd = os.open(file, os.O_RDONLY) if file is not None else sender.env.stdin_fd
+    except OSError as err:
+        raise errors.UsageError(f"cannot read {file}: {err.strerror}") from None
+    try:
+        if lines or null:
+            for records in read_records(fd, b"\n" if lines else b"\0"):
+                sender.send(records)
+        else:
+            sender.send([read_all(fd)])
+    except IsADirectoryError:
+        raise errors.UsageError(f"cannot read {file}: it is a directory") from None
+    finally:
+        if file is not None:
+            os.close(fd)
+
+
+class _Sender:
+    """Publishes batches, declaring default-exchange queues first, and keeps the tally."""
+
+    def __init__(self, env, exchange, routing_key, props, declare, confirm, verbose,
+                 json_input) -> None:
+        self.env = env
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.props = props
+        self.declare = declare
+        self.confirm = confirm
+        self.verbose = verbose
+        self.json_input = json_input
+        self.backend = env.backend()
+        self.declared: set[str] = set()
+        self.total = PublishResult()
+        self.first_key = routing_key
+
+    def _messages(self, records: list[bytes]) -> list[Message]:
+        if self.json_input:
+            from ..formats import message_from_json
+            ex = self.exchange if self.exchange else None
+            return [message_from_json(r, ex, self.routing_key) for r in records if r.strip()]
+        return [Message(r, self.props, self.routing_key, self.exchange) for r in records]
+
+    def send(self, records: list[bytes]) -> None:
+        messages = self._messages(records)
+        if not messages:
+            return
+        groups: list[tuple[str, list[Message]]] = []
+        for m in messages:
+            if groups and groups[-1][0] == m.exchange:
+                groups[-1][1].append(m)
+            else:
+                groups.append((m.exchange, [m]))
+        for exchange, batch in groups:
+            if exchange == "" and self.declare:
+                for key in {m.routing_key for m in batch} - self.declared:
+                    self.backend.ensure_queue(key)
+                    self.declared.add(key)
+            result = self.backend.publish(exchange, batch, confirm=self.confirm)
+            self.total = PublishResult(self.total.published + result.published,
+                                       self.total.unroutable + result.unroutable,
+                                       self.total.nacked + result.nacked)
+            if self.verbose:
+                self.env.say(f"amq: sent {self.total.published}")
+        if self.first_key is None:
+            self.first_key = messages[0].routing_key
+
+    def finish(self, quiet: bool) -> None:
+        t = self.total
+        where = f"exchange '{self.exchange}'" if self.exchange else "the default exchange"
+        if t.nacked:
+            raise errors.Nacked(f"the broker refused {t.nacked} of {t.published} message(s)")
+        if t.unroutable:
+            target = (f"there is no queue '{self.first_key}'" if not self.exchange else
+                      f"no binding of exchange '{self.exchange}' matches routing key "
+                      f"'{self.first_key}'")
+            raise errors.Unroutable(
+                f"312 NO_ROUTE - {t.unroutable} of {t.published} message(s) reached no queue "
+                f"and were dropped: {target}",
+                hint="bind a queue first, or publish to an existing queue")
+        if not quiet and self.env.stderr_isatty:
+            noun = "message" if t.published == 1 else "messages"
+            self.env.say(f"sent {t.published} {noun} to {where} "
+                         f"with routing key '{self.first_key}'")

@@ -1,0 +1,131 @@
+"""How messages become bytes on stdout and how stdin becomes messages: pure functions.
+
+Output formats of ``amq receive``: ``raw`` (each body then a newline, unless it ends with
+one: the default in pipes), ``body`` (bodies byte for byte, nothing between them: with
+``--count 1`` exactly one body), ``nul`` (each body then a NUL byte, for ``xargs -0``),
+``json`` (one lossless JSON object per line, which ``amq send --format json`` reads back)
+and ``pretty`` (rich, for terminals: see ``render.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+from . import errors
+from .broker.codec import properties_from_json, properties_to_json
+from .broker.model import Delivery, Message
+
+
+class OutputFormat(StrEnum):
+    PRETTY = "pretty"
+    RAW = "raw"
+    BODY = "body"
+    NUL = "nul"
+    JSON = "json"
+
+
+class InputFormat(StrEnum):
+    WHOLE = "whole"  # all of stdin (or the file) is one message
+    LINES = "lines"  # one message per line
+    NUL = "nul"  # one message per NUL-terminated record
+    JSON = "json"  # one JSON object per line, as --format json writes them
+
+
+def delivery_to_json(d: Delivery) -> dict[str, Any]:
+    """A delivery as the JSON object of ``--format json``."""
+    try:
+        body, encoding = d.body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        body, encoding = base64.b64encode(d.body).decode("ascii"), "base64"
+    props = properties_to_json(d.properties)
+    headers = props.pop("headers", None)
+    obj: dict[str, Any] = {
+        "body": body,
+        "body_encoding": encoding,
+        "exchange": d.exchange,
+        "routing_key": d.routing_key,
+        "redelivered": d.redelivered,
+        "properties": props,
+        "headers": headers or {},
+    }
+    if d.queue:
+        obj["queue"] = d.queue
+    return obj
+
+
+def encode(d: Delivery, fmt: OutputFormat) -> bytes:
+    """A delivery's bytes in one of the byte formats (not ``pretty``)."""
+    if fmt is OutputFormat.RAW:
+        return d.body if d.body.endswith(b"\n") else d.body + b"\n"
+    if fmt is OutputFormat.BODY:
+        return d.body
+    if fmt is OutputFormat.NUL:
+        return d.body + b"\0"
+    return json.dumps(delivery_to_json(d), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def message_from_json(line: bytes | str, exchange: str | None,
+                      routing_key: str | None) -> Message:
+    """Parse one ``--format json`` object. ``exchange``/``routing_key`` given on the
+    command line take precedence over the object's own."""
+    try:
+        obj = json.loads(line)
+    except ValueError as err:
+        raise errors.UsageError(f"input is not a JSON object: {err}") from None
+    if not isinstance(obj, dict) or "body" not in obj:
+        raise errors.UsageError('each JSON input line must be an object with a "body"')
+    body = obj["body"]
+    encoding = obj.get("body_encoding", "utf-8")
+    try:
+        if encoding == "base64":
+            raw = base64.b64decode(body, validate=True)
+        elif isinstance(body, str):
+            raw = body.encode("utf-8")
+        else:
+            raw = json.dumps(body).encode("utf-8")
+    except (ValueError, TypeError) as err:
+        raise errors.UsageError(f"bad body in JSON input: {err}") from None
+    props_obj = dict(obj.get("properties") or {})
+    if obj.get("headers"):
+        props_obj["headers"] = obj["headers"]
+    try:
+        props = properties_from_json(props_obj)
+    except TypeError as err:
+        raise errors.UsageError(f"bad properties in JSON input: {err}") from None
+    return Message(
+        raw, props,
+        routing_key if routing_key is not None else str(obj.get("routing_key", "")),
+        exchange if exchange is not None else str(obj.get("exchange", "")),
+    )
+
+
+def read_records(fd: int, separator: bytes, chunk_size: int = 1 << 20) -> Iterator[list[bytes]]:
+    """Split a stream into records, yielding each read's complete records as one batch.
+
+    A batch is whatever one ``read`` brought in, so a fast producer gives big batches (one
+    transaction each) and a slow one (``tail -f``) gives its lines as they come.
+    """
+    pending = b""
+    while True:
+        chunk = os.read(fd, chunk_size)
+        if not chunk:
+            break
+        pending += chunk
+        if separator not in chunk:
+            continue
+        *records, pending = pending.split(separator)
+        yield records
+    if pending:
+        yield [pending]
+
+
+def read_all(fd: int) -> bytes:
+    parts = []
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
