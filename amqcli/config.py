@@ -7,8 +7,9 @@ and ``amqps://...``. Passwords never leave this module unmasked except to the ba
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+
 
 from . import errors
 
@@ -16,9 +17,15 @@ ENV_URL = "AMQ_URL"
 
 
 def default_store_path() -> str:
-    """``amq/local.db`` under the user's data directory (XDG on Linux)."""
-    from platformdirs import user_data_dir
-    return os.path.join(user_data_dir("amq", appauthor=False), "local.db")
+    """``amq/local.db`` under the user's data directory ($XDG_DATA_HOME on Linux)."""
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        # platformdirs' rule for these, without its import cost on every start
+        base = os.environ.get("XDG_DATA_HOME", "").strip() or \
+            os.path.expanduser("~/.local/share")
+    else:
+        from platformdirs import user_data_dir
+        base = user_data_dir(appauthor=False)
+    return os.path.join(base, "amq", "local.db")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,7 @@ class BrokerURL:
 
 def mask_password(url: str) -> str:
     """The URL with its password replaced by ``****``."""
+    from urllib.parse import urlsplit, urlunsplit
     try:
         parts = urlsplit(url)
     except ValueError:

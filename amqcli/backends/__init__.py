@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import BrokerURL
-from .base import Backend
+
+if TYPE_CHECKING:
+    from .base import Backend
 
 
-def open_backend(url: BrokerURL) -> Backend:
+def open_backend(url: BrokerURL) -> "Backend":
     """Connect to the broker a resolved URL names."""
     if url.scheme == "local":
         from .local import LocalBackend

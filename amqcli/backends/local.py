@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..broker import Broker
+from ..broker.engine import Broker
 from ..broker.engine import REJECTED, UNROUTABLE, SWEEP_INTERVAL
 from ..broker.model import (
     Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, PublishResult, Queue,

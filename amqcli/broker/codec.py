@@ -9,8 +9,6 @@ written as one-key objects ``{"$bytes": "<base64>"}``, ``{"$timestamp": <epoch s
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import decimal
 import json
 from typing import Any
 
@@ -19,6 +17,10 @@ from .model import Properties
 
 def to_json_value(value: Any) -> Any:
     """An AMQP field value as a JSON-able value (tagged where JSON has no type for it)."""
+    if isinstance(value, (str, int, float, type(None))):
+        return value
+    import datetime as dt
+    import decimal
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, dt.datetime):
@@ -37,10 +39,20 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
+def _timestamp(v: Any) -> Any:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(int(v), dt.timezone.utc)
+
+
+def _decimal(v: Any) -> Any:
+    import decimal
+    return decimal.Decimal(v)
+
+
 _TAGS = {
     "$bytes": lambda v: base64.b64decode(v),
-    "$timestamp": lambda v: dt.datetime.fromtimestamp(int(v), dt.timezone.utc),
-    "$decimal": decimal.Decimal,
+    "$timestamp": _timestamp,
+    "$decimal": _decimal,
     "$table": lambda v: {k: from_json_value(x) for k, x in v.items()},
 }
 

@@ -15,17 +15,19 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from . import args as qargs
-from . import process, routing
+from . import process
 from .codec import dump_properties
 from .model import (
     PREDECLARED_EXCHANGES, Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
     Message, Queue,
 )
 from .store import Store
+
+if TYPE_CHECKING:
+    from . import routing
 
 MAX_NAME_BYTES = 255
 ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
@@ -47,7 +49,7 @@ def check_name(kind: str, name: str) -> str:
 
 
 def where(kind: str, name: str) -> str:
-    return qargs.where(kind, name)
+    return f"{kind} '{name}' in vhost '/'"
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -277,9 +279,11 @@ class Connection:
                 self._check_owner(name, row)
                 if (row["owner"] is not None) != exclusive:
                     raise locked(name)
+                from . import args as qargs
                 wanted = {"durable": durable and not exclusive, "auto_delete": auto_delete}
                 qargs.check_queue_equivalent(name, row["arguments"], row, arguments, wanted)
             else:
+                from . import args as qargs
                 qargs.validate_queue_arguments(name, arguments, durable=durable,
                                                exclusive=exclusive, auto_delete=auto_delete)
                 db.execute(
@@ -347,6 +351,7 @@ class Connection:
                 have = {"type": current.type.value, "durable": current.durable,
                         "auto_delete": current.auto_delete, "internal": current.internal,
                         "arguments": current.arguments}
+                from . import args as qargs
                 qargs.check_exchange_equivalent(name, have, wanted)
                 return
             if name.startswith("amq."):
@@ -395,6 +400,7 @@ class Connection:
         with self.store.transaction() as db:
             x = self._binding_ends(db, source, destination, destination_type)
             if x.type is ExchangeType.HEADERS:
+                from . import routing
                 mode = arguments.get("x-match", "all")
                 if mode not in routing.X_MATCH_MODES:
                     shown = mode if isinstance(mode, str) else repr(mode)
@@ -482,7 +488,7 @@ class Connection:
                            for s, d, t, k, a in rows]
 
     def route(self, exchange: str, routing_key: str,
-              headers: dict[str, Any] | None = None) -> routing.Route:
+              headers: dict[str, Any] | None = None) -> "routing.Route":
         """Where a message would go, without publishing it."""
         with self.store.transaction() as db:
             return _Router(db, exchange).explain(routing_key, headers)
@@ -492,9 +498,8 @@ def _stored_properties(m: Message) -> str | None:
     """The properties as stored; a BCC header is removed (sender-selected distribution)."""
     props = m.properties
     if props.headers and "BCC" in props.headers:
-        from dataclasses import replace
         headers = {k: v for k, v in props.headers.items() if k != "BCC"}
-        props = replace(props, headers=headers or None)
+        props = props._replace(headers=headers or None)
     return dump_properties(props)
 
 
@@ -544,7 +549,8 @@ class _Router:
             self._routes[routing_key] = found
         return found
 
-    def explain(self, routing_key: str, headers: dict[str, Any] | None) -> routing.Route:
+    def explain(self, routing_key: str, headers: dict[str, Any] | None) -> "routing.Route":
+        from . import routing
         if self.exchange == "":
             keys = routing.routing_keys(routing_key, headers)
             found = [k for k in keys if self.queue(k) is not None]

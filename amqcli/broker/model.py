@@ -2,13 +2,15 @@
 
 These are what the engine, both backends, the CLI and (later) the server exchange. They
 carry no behaviour beyond small conveniences and never reach into a store or a socket.
+They are ``NamedTuple``s rather than dataclasses: immutable and typed alike, but several
+times cheaper to define and to build, which every ``amq`` start and every message pays.
+The ``{}`` defaults are shared: never mutate a value's dict in place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class ExchangeType(StrEnum):
@@ -41,8 +43,7 @@ PROPERTY_NAMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Properties:
+class Properties(NamedTuple):
     """AMQP basic properties. ``None`` means "not set"; ``timestamp`` is epoch seconds."""
 
     content_type: str | None = None
@@ -62,7 +63,7 @@ class Properties:
 
     def as_dict(self) -> dict[str, Any]:
         """The properties that are set, by name."""
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        return {k: v for k, v in zip(self._fields, self) if v is not None}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Properties:
@@ -76,8 +77,7 @@ class Properties:
 EMPTY_PROPERTIES = Properties()
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """A message on its way to an exchange."""
 
     body: bytes
@@ -86,8 +86,7 @@ class Message:
     exchange: str = DEFAULT_EXCHANGE
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """A message handed to a consumer (``basic.deliver`` or ``basic.get-ok``)."""
 
     delivery_tag: int
@@ -99,39 +98,35 @@ class Delivery:
     queue: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Exchange:
+class Exchange(NamedTuple):
     name: str
     type: ExchangeType
     durable: bool = False
     auto_delete: bool = False
     internal: bool = False
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Queue:
+class Queue(NamedTuple):
     name: str
     durable: bool = False
     exclusive: bool = False
     auto_delete: bool = False
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] = {}
     messages: int = 0  # ready
     unacked: int = 0
     consumers: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Binding:
+class Binding(NamedTuple):
     source: str
     destination: str
     destination_type: DestinationType = DestinationType.QUEUE
     routing_key: str = ""
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class DeclareOk:
+class DeclareOk(NamedTuple):
     """``queue.declare-ok``: the queue's name and its counts."""
 
     queue: str
@@ -139,8 +134,7 @@ class DeclareOk:
     consumer_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
+class PublishResult(NamedTuple):
     """What became of published messages."""
 
     published: int = 0

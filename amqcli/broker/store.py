@@ -17,7 +17,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from .. import errors
 
@@ -100,9 +99,8 @@ class Store:
 
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
-            folder = Path(self.path).parent
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             except OSError as err:
                 raise errors.StoreError(
                     f"cannot create the folder of the store {self.path}: {err.strerror}") from err

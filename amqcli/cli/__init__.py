@@ -23,16 +23,18 @@ try:
 except ImportError:  # pragma: no cover - typer on the click package
     from click import ClickException  # type: ignore[no-redef]
 
-app = typer.Typer(
+APP_SETTINGS: dict[str, Any] = dict(
     name="amq",
     help="AMQP 0-9-1 messaging from the command line: a built-in local broker, or RabbitMQ "
          "with --url amqp://...",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals would show passwords
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app = typer.Typer(**APP_SETTINGS)
 
 
 @app.callback()
@@ -52,7 +54,21 @@ def env_of(ctx: typer.Context) -> Environment:
     return ctx.find_object(Environment) or ctx.ensure_object(Environment)
 
 
-from . import listing, receive, send, topology  # noqa: E402,F401  (they register commands)
+# Which module registers each top-level command: a one-shot command imports only its own.
+COMMAND_MODULES = {
+    "send": "send", "receive": "receive", "declare": "topology", "bind": "topology",
+    "unbind": "topology", "delete": "topology", "purge": "topology", "list": "listing",
+}
+
+
+def load_commands(word: str | None = None) -> typer.Typer:
+    """Import the module of command ``word`` (all of them for anything else); the app."""
+    import importlib
+    wanted = [COMMAND_MODULES[word]] if word in COMMAND_MODULES else \
+        list(dict.fromkeys(COMMAND_MODULES.values()))
+    for module in wanted:
+        importlib.import_module(f"{__name__}.{module}")
+    return app
 
 
 def _report(env: Environment, err: errors.AmqError) -> None:
@@ -75,11 +91,49 @@ def _terminate(_signo: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The top-level command a command line names (skipping the global options)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--url", "-u"):
+            i += 2
+        elif word.startswith("--url="):
+            i += 1
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    """The command tree trimmed to the one command the line names, when it names one.
+
+    Typer builds a click command for every function of the tree before parsing, reading
+    each signature; a one-shot ``amq send`` need not pay for the other commands. The
+    trimmed tree holds the same functions, so parsing, help and errors are the same.
+    """
+    word = _command_word(argv)
+    load_commands(word)
+    commands = [c for c in app.registered_commands if c.name == word]
+    groups = [g for g in app.registered_groups if g.name == word]
+    if not commands and not groups:
+        return app
+    trimmed = typer.Typer(**APP_SETTINGS)
+    trimmed.registered_callback = app.registered_callback
+    trimmed.registered_commands = commands
+    trimmed.registered_groups = groups
+    return trimmed
+
+
 def run(argv: list[str] | None, env: Environment) -> ExitStatus:
     """Run one command line in an environment; the exit status. Never raises."""
     code = ExitStatus.OK
+    if argv is None:
+        argv = sys.argv[1:]
     try:
-        result = app(args=argv, prog_name="amq", standalone_mode=False, obj=env)
+        result = app_for(argv)(args=argv, prog_name="amq", standalone_mode=False, obj=env)
         if isinstance(result, int):
             code = ExitStatus(result)
     except typer.Exit as exit_:

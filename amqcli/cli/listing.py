@@ -1,6 +1,5 @@
 """``amq list queues|exchanges|bindings``: a table on a terminal, tab-separated in a pipe."""
 
-from __future__ import annotations
 
 import json
 from enum import StrEnum

@@ -4,7 +4,6 @@ A message is acknowledged only after it has been written out (and flushed), so a
 redelivers rather than loses it; what could not be written goes back to the queue.
 """
 
-from __future__ import annotations
 
 import os
 from typing import Annotated
@@ -28,7 +27,7 @@ body), json (one object per line; `amq send --format json` reads it back)."""
 DEFAULT_PREFETCH = 100
 
 
-@app.command(help=RECEIVE_HELP)
+@app.command("receive", help=RECEIVE_HELP)
 def receive(
     ctx: typer.Context,
     queue: Annotated[str | None, typer.Argument(

@@ -1,6 +1,5 @@
 """``amq send``: publish one message, or one per line/record of stdin or a file."""
 
-from __future__ import annotations
 
 import os
 from typing import Annotated
@@ -20,7 +19,7 @@ message per line, --null one per NUL-terminated record, --format json one per JS
 object as `amq receive --format json` writes them."""
 
 
-@app.command(help=SEND_HELP)
+@app.command("send", help=SEND_HELP)
 def send(
     ctx: typer.Context,
     routing_key: Annotated[str | None, typer.Argument(
@@ -92,7 +91,7 @@ def send(
     sender.finish(quiet)
 
 
-def _send_stream(sender: _Sender, file: str | None, lines: bool, null: bool) -> None:
+def _send_stream(sender: "_Sender", file: str | None, lines: bool, null: bool) -> None:
     from ..formats import read_all, read_records
     try:
         fd = os.open(file, os.O_RDONLY) if file is not None else sender.env.stdin_fd

@@ -1,6 +1,5 @@
 """``amq declare``, ``bind``, ``unbind``, ``delete`` and ``purge``: shaping the broker."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 
@@ -145,7 +144,7 @@ def _bind(ctx: typer.Context, unbind: bool, exchange: str, destination: str,
                 f"(routing key {shown})")
 
 
-@app.command(help="Bind a queue to an exchange: messages flow from EXCHANGE into QUEUE.")
+@app.command("bind", help="Bind a queue to an exchange: messages flow from EXCHANGE into QUEUE.")
 def bind(
     ctx: typer.Context,
     exchange: Annotated[str, typer.Argument(metavar="EXCHANGE")],
@@ -156,7 +155,7 @@ def bind(
     _bind(ctx, False, exchange, queue, keys, headers, match, args, to_exchange)
 
 
-@app.command(help="Remove a binding (the same options as bind).")
+@app.command("unbind", help="Remove a binding (the same options as bind).")
 def unbind(
     ctx: typer.Context,
     exchange: Annotated[str, typer.Argument(metavar="EXCHANGE")],
@@ -197,7 +196,7 @@ def delete_exchange(
         env.say(f"deleted exchange '{name}'")
 
 
-@app.command(help="Remove every ready message from a queue.")
+@app.command("purge", help="Remove every ready message from a queue.")
 def purge(
     ctx: typer.Context,
     queue: Annotated[str, typer.Argument(metavar="QUEUE")],
