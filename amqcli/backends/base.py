@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, PublishResult, Queue,
+    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
+    PublishResult, Queue,
 )
 
 
@@ -81,6 +82,10 @@ class Backend(Protocol):
         """Publish with ``mandatory`` set and count what reached no queue. ``confirm``
         waits for the broker to take responsibility for every message (publisher confirms);
         the local broker's commit is that confirmation."""
+
+    def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
+                       bodies: Sequence[bytes], *, confirm: bool = False) -> PublishResult:
+        """``publish`` for many bodies sharing a routing key and properties (bulk sends)."""
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
                 exclusive: bool = False) -> Subscription:

@@ -1,22 +1,25 @@
 """A channel of a local-broker connection: consumers, delivery tags, acknowledgements.
 
-Delivery tags are per channel and start at 1; an unacknowledged message is a row whose
-``owner`` is this connection, so the connection's close (or its process's death) puts it
-back in its queue with ``redelivered`` set. Prefetch limits are kept here, per consumer
-(``basic.qos`` with ``global=false``) and per channel (``global=true``).
+Delivery tags are per channel and start at 1. An unacknowledged message is a row whose
+``owner`` is this connection (and which its queue counts in ``queues.unacked``); the
+channel remembers which rows it holds, so closing it requeues exactly those, flagged
+redelivered. If the process dies instead, the next sweep requeues them (``engine``).
+Prefetch limits are kept here, per consumer (``basic.qos`` with ``global=false``) and per
+channel (``global=true``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections import OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import errors
 from .codec import load_properties
-from .engine import auto_delete_queues, check_name, server_name, where
-from .model import Delivery
+from .engine import auto_delete_queues, check_name, for_ids, server_name, where
+from .model import Delivery, Properties
 
 if TYPE_CHECKING:
     from .engine import Connection
@@ -31,12 +34,6 @@ class _Consumer:
     unacked: int = 0
 
 
-@dataclass(slots=True)
-class _Unacked:
-    message_id: int
-    consumer: str | None  # None for basic.get
-
-
 class Channel:
     def __init__(self, connection: Connection, number: int) -> None:
         self.connection = connection
@@ -44,7 +41,9 @@ class Channel:
         self.number = number
         self.closed = False
         self.next_tag = 1
-        self.unacked: OrderedDict[int, _Unacked] = OrderedDict()
+        # delivery tag -> (message id, queue, consumer tag or "" for basic.get), oldest first
+        self.unacked: dict[int, tuple[int, str, str]] = {}
+        self._lazy_acks: list[tuple[int, str]] = []  # acked, not yet deleted: (id, queue)
         self.consumers: dict[str, _Consumer] = {}
         self.prefetch = 0  # basic.qos(global=false): for consumers created after it
         self.global_prefetch = 0  # basic.qos(global=true): shared by the channel
@@ -128,7 +127,7 @@ class Channel:
     def get(self, queue: str, *, no_ack: bool = False) -> tuple[Delivery | None, int]:
         """``basic.get``: one message or None, and how many messages are left ready."""
         queue = check_name("queue", queue)
-        with self.store.transaction() as db:
+        with self.store.transaction(notify=False) as db:
             self.connection.require_queue(db, queue)
             db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), queue))
             rows = self._claim(queue, 1, no_ack)
@@ -139,41 +138,74 @@ class Channel:
 
     # --- acknowledgements ---------------------------------------------------------------
 
-    def _settle(self, tag: int, multiple: bool) -> list[_Unacked]:
-        """Remove and return the deliveries a tag (and ``multiple``) covers, or 406."""
+    def _settle(self, tag: int, multiple: bool) -> list[tuple[int, str]]:
+        """Forget the deliveries a tag (and ``multiple``) covers: their (id, queue), or 406."""
+        if multiple and (tag == 0 or tag >= self.next_tag - 1):
+            held = list(self.unacked.values())  # all of them: the usual batch ack
+            self.unacked.clear()
+            self._uncount(Counter(c for _mid, _q, c in held))
+            return [(mid, q) for mid, q, _c in held]
         if multiple:
-            tags = [t for t in self.unacked if t <= tag or tag == 0]
+            tags = [t for t in self.unacked if t <= tag]
         elif tag in self.unacked:
             tags = [tag]
         else:
             tags = []
         if not tags and not (multiple and tag == 0):
             raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
-        settled = [self.unacked.pop(t) for t in tags]
-        for u in settled:
-            c = self.consumers.get(u.consumer or "")
-            if c is not None:
-                c.unacked -= 1
+        settled = []
+        per_consumer: Counter[str] = Counter()
+        for t in tags:
+            mid, queue, consumer = self.unacked.pop(t)
+            settled.append((mid, queue))
+            per_consumer[consumer] += 1
+        self._uncount(per_consumer)
         return settled
 
-    def ack(self, tag: int, multiple: bool = False) -> None:
+    def _uncount(self, per_consumer: Counter[str]) -> None:
+        for consumer, n in per_consumer.items():
+            c = self.consumers.get(consumer)
+            if c is not None:
+                c.unacked -= n
+
+    def _release(self, db: sqlite3.Connection, settled: list[tuple[int, str]],
+                 requeue: bool) -> None:
+        """Delete (ack, or reject without requeue) or requeue messages this channel held."""
+        if not settled:
+            return
+        owner = self.connection.id
+        if requeue:
+            for_ids(db, "UPDATE messages SET owner = NULL, redelivered = 1 WHERE owner = ? AND",
+                    (owner,), [mid for mid, _q in settled])
+        else:
+            for_ids(db, "DELETE FROM messages WHERE owner = ? AND", (owner,),
+                    [mid for mid, _q in settled])
+        db.executemany("UPDATE queues SET unacked = max(0, unacked - ?) WHERE name = ?",
+                       [(n, q) for q, n in Counter(q for _mid, q in settled).items()])
+
+    def _flush_acks(self, db: sqlite3.Connection) -> None:
+        if self._lazy_acks:
+            self._release(db, self._lazy_acks, requeue=False)
+            self._lazy_acks = []
+
+    def ack(self, tag: int, multiple: bool = False, lazy: bool = False) -> None:
+        """``basic.ack``. With ``lazy`` the store learns of it with the next claim or the
+        close: until then a crash redelivers the messages, it never loses them."""
         settled = self._settle(tag, multiple)
-        if settled:
-            with self.store.transaction() as db:
-                db.executemany("DELETE FROM messages WHERE id = ? AND owner = ?",
-                               [(u.message_id, self.connection.id) for u in settled])
+        if lazy:
+            self._lazy_acks.extend(settled)
+        elif settled:
+            with self.store.transaction(notify=False) as db:
+                self._flush_acks(db)
+                self._release(db, settled, requeue=False)
 
     def nack(self, tag: int, multiple: bool = False, requeue: bool = True) -> None:
         settled = self._settle(tag, multiple)
         if not settled:
             return
-        with self.store.transaction() as db:
-            params = [(u.message_id, self.connection.id) for u in settled]
-            if requeue:
-                db.executemany("UPDATE messages SET owner = NULL, redelivered = 1 "
-                               "WHERE id = ? AND owner = ?", params)
-            else:
-                db.executemany("DELETE FROM messages WHERE id = ? AND owner = ?", params)
+        with self.store.transaction(notify=requeue) as db:
+            self._flush_acks(db)
+            self._release(db, settled, requeue)
 
     def reject(self, tag: int, requeue: bool = True) -> None:
         self.nack(tag, False, requeue)
@@ -189,11 +221,11 @@ class Channel:
         if self.closed:
             return
         self.closed = True
-        ids = [(u.message_id, self.connection.id) for u in self.unacked.values()]
+        held = [(mid, queue) for mid, queue, _c in self.unacked.values()]
         self.unacked.clear()
         with self.store.transaction() as db:
-            db.executemany("UPDATE messages SET owner = NULL, redelivered = 1 "
-                           "WHERE id = ? AND owner = ?", ids)
+            self._flush_acks(db)
+            self._release(db, held, requeue=True)
             queues = [c.queue for c in self.consumers.values()]
             db.execute("DELETE FROM consumers WHERE connection = ? AND channel = ?",
                        (self.connection.id, self.number))
@@ -204,35 +236,46 @@ class Channel:
 
     def _claim(self, queue: str, most: int, no_ack: bool) -> list[tuple]:
         """Take up to ``most`` ready messages of a queue, in delivery order."""
-        now = time.time()
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL "
-                       "AND expires IS NOT NULL AND expires <= ?", (queue, now))
-            pick = ("SELECT id FROM messages WHERE queue = ? AND owner IS NULL "
-                    "ORDER BY priority DESC, id LIMIT ?")
-            returning = " RETURNING id, priority, body, properties, exchange, routing_key, " \
-                        "redelivered"
-            if no_ack:
-                sql = f"DELETE FROM messages WHERE id IN ({pick})" + returning
-                rows = db.execute(sql, (queue, most)).fetchall()
-            else:
-                sql = f"UPDATE messages SET owner = ? WHERE id IN ({pick})" + returning
-                rows = db.execute(sql, (self.connection.id, queue, most)).fetchall()
-        rows.sort(key=lambda r: (-r[1], r[0]))
+        with self.store.transaction(notify=False) as db:
+            self._flush_acks(db)
+            rows = self._head(db, queue, most)
+            if rows:
+                ids = [r[0] for r in rows]
+                if no_ack:
+                    for_ids(db, "DELETE FROM messages WHERE owner IS NULL AND", (), ids)
+                else:
+                    for_ids(db, "UPDATE messages SET owner = ? WHERE owner IS NULL AND",
+                            (self.connection.id,), ids)
+                    db.execute("UPDATE queues SET unacked = unacked + ? WHERE name = ?",
+                               (len(ids), queue))
         return rows
 
+    def _head(self, db: sqlite3.Connection, queue: str, most: int) -> list[tuple]:
+        """The first ``most`` ready messages, dropping expired ones met at the head."""
+        now = time.time()
+        while True:
+            rows = db.execute(
+                "SELECT id, expires, body, properties, exchange, routing_key, redelivered "
+                "FROM messages WHERE queue = ? AND owner IS NULL "
+                "ORDER BY priority DESC, id LIMIT ?", (queue, most)).fetchall()
+            expired = [r[0] for r in rows if r[1] is not None and r[1] <= now]
+            if not expired:
+                return rows
+            for_ids(db, "DELETE FROM messages WHERE owner IS NULL AND", (), expired)
+
     def _tag(self, rows: list[tuple], queue: str, consumer: str | None) -> list[Delivery]:
+        """Number claimed rows with delivery tags; remember them unless no-ack."""
         out = []
-        props_cache: dict[str | None, object] = {}
-        for mid, _prio, body, props, exchange, rk, redelivered in rows:
-            tag = self.next_tag
-            self.next_tag += 1
+        props_cache: dict[str | None, Properties] = {}
+        tag = self.next_tag
+        unacked = self.unacked
+        for mid, _expires, body, props, exchange, rk, redelivered in rows:
             if consumer is not None:
-                self.unacked[tag] = _Unacked(mid, consumer or None)
+                unacked[tag] = (mid, queue, consumer)
             p = props_cache.get(props)
             if p is None:
                 p = props_cache[props] = load_properties(props)
-            out.append(Delivery(tag, body, p, exchange, rk, bool(redelivered), queue))  # type: ignore[arg-type]
+            out.append(Delivery(tag, body, p, exchange, rk, redelivered == 1, queue))
+            tag += 1
+        self.next_tag = tag
         return out
-
-

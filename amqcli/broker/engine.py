@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from . import process
 from .codec import dump_properties
 from .model import (
     PREDECLARED_EXCHANGES, Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
-    Message, Queue,
+    Message, Properties, Queue,
 )
 from .store import Store
 
@@ -148,13 +149,35 @@ def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
     return [Binding(source, d, DestinationType(t), k, _unjson(a)) for d, t, k, a in rows]
 
 
+def for_ids(db: sqlite3.Connection, sql: str, params: tuple, ids: list[int]) -> None:
+    """Run ``sql`` (ending in ``WHERE ... AND``) for rows by id: ``id BETWEEN`` for each
+    run of consecutive ids (the usual case: one consumer, FIFO), ``id IN`` for the rest."""
+    ids = sorted(ids)
+    if ids and ids[-1] - ids[0] == len(ids) - 1:
+        db.execute(f"{sql} id BETWEEN ? AND ?", (*params, ids[0], ids[-1]))
+        return
+    singles: list[int] = []
+    i, n = 0, len(ids)
+    while i < n:
+        j = i
+        while j + 1 < n and ids[j + 1] == ids[j] + 1:
+            j += 1
+        if j - i >= 3:
+            db.execute(f"{sql} id BETWEEN ? AND ?", (*params, ids[i], ids[j]))
+        else:
+            singles.extend(ids[i:j + 1])
+        i = j + 1
+    for k in range(0, len(singles), 500):
+        chunk = singles[k:k + 500]
+        db.execute(f"{sql} id IN ({','.join('?' * len(chunk))})", (*params, *chunk))
+
+
 def counts(db: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     """(ready, unacked, consumers) of a queue."""
     ready = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
                        (queue,)).fetchone()[0]
-    unacked = db.execute(
-        "SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NOT NULL",
-        (queue,)).fetchone()[0]
+    row = db.execute("SELECT unacked FROM queues WHERE name = ?", (queue,)).fetchone()
+    unacked = row[0] if row else 0
     consumers = db.execute("SELECT COUNT(*) FROM consumers WHERE queue = ?",
                            (queue,)).fetchone()[0]
     return ready, unacked, consumers
@@ -162,9 +185,11 @@ def counts(db: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
 
 def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
     """Delete a queue with its messages, bindings and consumers; the ready count it had."""
-    ready = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
-                       (name,)).fetchone()[0]
-    db.execute("DELETE FROM messages WHERE queue = ?", (name,))
+    ready = db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL",
+                       (name,)).rowcount
+    row = db.execute("SELECT unacked FROM queues WHERE name = ?", (name,)).fetchone()
+    if row and row[0]:  # held by consumers: no index leads there, so scan
+        db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NOT NULL", (name,))
     sources = [r[0] for r in db.execute(
         "SELECT DISTINCT source FROM bindings WHERE destination_type = 'queue' "
         "AND destination = ?", (name,))]
@@ -205,10 +230,19 @@ def auto_delete_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
             delete_queue_rows(db, name)
 
 
-def release_connection(db: sqlite3.Connection, cid: int) -> None:
+def release_connection(db: sqlite3.Connection, cid: int, dead: bool = True) -> None:
     """What RabbitMQ does when a connection closes: requeue its unacked deliveries, drop its
-    consumers (deleting auto-delete queues left without one) and its exclusive queues."""
-    db.execute("UPDATE messages SET owner = NULL, redelivered = 1 WHERE owner = ?", (cid,))
+    consumers (deleting auto-delete queues left without one) and its exclusive queues.
+
+    A live connection closing has requeued its deliveries channel by channel, by id; for a
+    dead one (``dead``), the messages it held are found by a scan.
+    """
+    if dead:
+        held = Counter(q for (q,) in db.execute(
+            "UPDATE messages SET owner = NULL, redelivered = 1 WHERE owner = ? RETURNING queue",
+            (cid,)).fetchall())
+        db.executemany("UPDATE queues SET unacked = max(0, unacked - ?) WHERE name = ?",
+                       [(n, q) for q, n in held.items()])
     queues = [r[0] for r in db.execute(
         "SELECT queue FROM consumers WHERE connection = ?", (cid,))]
     db.execute("DELETE FROM consumers WHERE connection = ?", (cid,))
@@ -242,11 +276,11 @@ class Connection:
         """Close every channel (requeueing their unacked messages) and the connection."""
         if self.closed:
             return
+        for ch in self._channels.values():
+            ch.close()
         self.closed = True
         with self.store.transaction() as db:
-            release_connection(db, self.id)
-        for ch in self._channels.values():
-            ch.closed = True
+            release_connection(db, self.id, dead=False)
 
     # --- queues -----------------------------------------------------------------------
 
@@ -431,29 +465,44 @@ class Connection:
         """Route and enqueue messages published to one exchange, in one transaction.
 
         Returns one outcome per message: ``ROUTED``, ``UNROUTABLE`` (dropped; the caller
-        reports or returns it) or ``REJECTED`` (refused by a queue: a nack).
+        reports or returns it) or ``REJECTED`` (refused by a queue: a nack). Consecutive
+        messages with the same routing key and properties are routed once.
         """
+        groups: list[tuple[str, Properties, list[bytes]]] = []
+        last: tuple[str, int] | None = None
+        for m in messages:
+            key = (m.routing_key, id(m.properties))
+            if key != last:
+                last = key
+                groups.append((m.routing_key, m.properties, []))
+            groups[-1][2].append(m.body)
+        return self._publish(exchange, groups)
+
+    def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
+                       bodies: Sequence[bytes]) -> list[int]:
+        """``publish`` for many bodies with one routing key and one set of properties."""
+        return self._publish(exchange, [(routing_key, properties, bodies)])
+
+    def _publish(self, exchange: str,
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
         exchange = check_name("exchange", exchange)
-        expirations = [parse_expiration(m.properties.expiration) for m in messages]
         now = time.time()
+        outcomes: list[int] = []
         with self.store.transaction() as db:
             router = _Router(db, exchange)
-            rows: list[tuple] = []
-            outcomes: list[int] = []
-            last_props: tuple[Any, str | None] = (object(), None)
-            for m, expiration in zip(messages, expirations, strict=True):
-                targets = router.queues(m.routing_key, m.properties.headers)
-                if not targets:
-                    outcomes.append(UNROUTABLE)
-                    continue
-                outcomes.append(ROUTED)
-                if m.properties is not last_props[0]:
-                    last_props = (m.properties, _stored_properties(m))
+            next_id = start = self.store.next_message_id(db)
+            for routing_key, props, bodies in groups:
+                expiration = parse_expiration(props.expiration)
+                targets = router.queues(routing_key, props.headers)
+                outcomes.extend([ROUTED if targets else UNROUTABLE] * len(bodies))
+                stored = _stored_properties(props)
                 for q in targets:
-                    rows.append(router.row(q, m, last_props[1], expiration, now))
-            db.executemany(
-                "INSERT INTO messages (queue, priority, expires, exchange, routing_key, "
-                "properties, body) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    priority, expires = router.placement(q, props.priority, expiration, now)
+                    db.executemany(_insert_sql(q, priority, expires, exchange, routing_key,
+                                               stored), enumerate(bodies, next_id))
+                    next_id += len(bodies)
+            if next_id != start:
+                self.store.set_next_message_id(db, next_id)
         return outcomes
 
     # --- listing ----------------------------------------------------------------------
@@ -463,8 +512,7 @@ class Connection:
         rows = self.store.read(
             "SELECT q.name, q.durable, q.exclusive_owner, q.auto_delete, q.arguments, "
             "(SELECT COUNT(*) FROM messages m WHERE m.queue = q.name AND m.owner IS NULL), "
-            "(SELECT COUNT(*) FROM messages m WHERE m.queue = q.name "
-            " AND m.owner IS NOT NULL), "
+            "q.unacked, "
             "(SELECT COUNT(*) FROM consumers c WHERE c.queue = q.name) "
             "FROM queues q ORDER BY q.name")
         return [Queue(n, bool(d), o is not None, bool(a), _unjson(args), r, u, c)
@@ -494,9 +542,35 @@ class Connection:
             return _Router(db, exchange).explain(routing_key, headers)
 
 
-def _stored_properties(m: Message) -> str | None:
+def _literal(value: str | float | None) -> str:
+    """A value as an SQL literal (strings quoted the SQL way; no NUL, see _insert_sql)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def _insert_sql(queue: str, priority: int, expires: float | None, exchange: str,
+                routing_key: str, properties: str | None) -> str:
+    """The INSERT for a batch of bodies sharing everything else, bound by (id, body).
+
+    The shared values are written into the statement rather than bound per row: binding
+    eight parameters per message costs more than SQLite's insert itself. Strings holding a
+    NUL (legal in AMQP, unsafe in an SQL literal) fall back to bound parameters.
+    """
+    shared = (queue, priority, expires, exchange, routing_key, properties)
+    if any(isinstance(v, str) and "\0" in v for v in shared):
+        return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
+                "properties, body) SELECT column1, {}, column2 FROM (VALUES (?, ?))")\
+            .format(", ".join(f"cast(x'{v.encode().hex()}' AS TEXT)" if isinstance(v, str)
+                              else _literal(v) for v in shared))
+    return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
+            f"properties, body) VALUES (?, {', '.join(map(_literal, shared))}, ?)")
+
+
+def _stored_properties(props: Properties) -> str | None:
     """The properties as stored; a BCC header is removed (sender-selected distribution)."""
-    props = m.properties
     if props.headers and "BCC" in props.headers:
         headers = {k: v for k, v in props.headers.items() if k != "BCC"}
         props = props._replace(headers=headers or None)
@@ -559,16 +633,14 @@ class _Router:
         return routing.route(self.exchange, routing_key, headers, self.get_exchange,
                              self.get_bindings)
 
-    def row(self, queue: str, m: Message, props: str | None, expiration: int | None,
-            now: float) -> tuple:
+    def placement(self, queue: str, priority: int | None, expiration: int | None,
+                  now: float) -> tuple[int, float | None]:
+        """A message's stored priority and expiry time in a queue, from the queue's arguments."""
         q = self.queue(queue) or {"arguments": {}}
         qa = q["arguments"]
-        priority = 0
         max_priority = qa.get("x-max-priority")
-        if max_priority:
-            priority = min(m.properties.priority or 0, max_priority)
+        stored = min(priority or 0, max_priority) if max_priority else 0
         ttl = qa.get("x-message-ttl")
         if expiration is not None:
             ttl = expiration if ttl is None else min(ttl, expiration)
-        expires = now + ttl / 1000 if ttl is not None else None
-        return (queue, priority, expires, self.exchange, m.routing_key, props, m.body)
+        return stored, (now + ttl / 1000 if ttl is not None else None)

@@ -23,6 +23,11 @@ from .. import errors
 SCHEMA_VERSION = 1
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_message_id', 1);
 CREATE TABLE IF NOT EXISTS exchanges (
     name TEXT PRIMARY KEY,
     type TEXT NOT NULL,
@@ -38,6 +43,7 @@ CREATE TABLE IF NOT EXISTS queues (
     auto_delete INTEGER NOT NULL DEFAULT 0,
     arguments TEXT NOT NULL DEFAULT '{}',
     had_consumer INTEGER NOT NULL DEFAULT 0,
+    unacked INTEGER NOT NULL DEFAULT 0,   -- its messages held by consumers (owner set)
     last_used REAL NOT NULL DEFAULT 0   -- for x-expires
 );
 CREATE TABLE IF NOT EXISTS bindings (
@@ -50,10 +56,11 @@ CREATE TABLE IF NOT EXISTS bindings (
 );
 CREATE INDEX IF NOT EXISTS bindings_destination ON bindings (destination_type, destination);
 CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, -- FIFO order, never reused
+    id INTEGER PRIMARY KEY,              -- FIFO order, from meta.next_message_id
     queue TEXT NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
     owner INTEGER,                        -- connections.id holding it unacked, NULL when ready
+                                          -- (not indexed: claims and acks name rows by id)
     redelivered INTEGER NOT NULL DEFAULT 0,
     expires REAL,                         -- epoch seconds, from TTLs
     exchange TEXT NOT NULL,
@@ -61,9 +68,8 @@ CREATE TABLE IF NOT EXISTS messages (
     properties TEXT,                      -- JSON (codec.py), NULL when none are set
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, owner, priority DESC, id);
-CREATE INDEX IF NOT EXISTS messages_owner ON messages (owner) WHERE owner IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_expiry ON messages (queue, expires) WHERE expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id)
+    WHERE owner IS NULL;
 CREATE TABLE IF NOT EXISTS connections (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pid INTEGER NOT NULL,
@@ -82,7 +88,7 @@ CREATE TABLE IF NOT EXISTS consumers (
 CREATE INDEX IF NOT EXISTS consumers_queue ON consumers (queue);
 """
 
-POLL_INTERVAL = 0.01  # seconds between checks for other processes' commits
+POLL_INTERVAL = 0.02  # seconds between checks for other processes' commits
 
 
 class Store:
@@ -150,18 +156,21 @@ class Store:
         return errors.StoreError(f"local store {self.path}: {text}")
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+    def transaction(self, notify: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
+
+        ``notify=False`` for transactions that make nothing new to consume (a claim, an
+        ack), so that waiting consumers of this process are not woken for nothing.
+        """
         with self._lock:
             if self._in_transaction:
                 yield self.db
                 return
             try:
+                if self.db.in_transaction:  # left open by an interrupted transaction
+                    self._rollback()
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as err:
-                raise self.error(err) from err
-            self._in_transaction = True
-            try:
+                self._in_transaction = True
                 yield self.db
                 self.db.execute("COMMIT")
             except sqlite3.Error as err:
@@ -172,12 +181,28 @@ class Store:
                 raise
             finally:
                 self._in_transaction = False
-            self._local_version += 1
-            self._changed.notify_all()
+            if notify:
+                self._local_version += 1
+                self._changed.notify_all()
 
     def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.db.execute("ROLLBACK")
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    @staticmethod
+    def next_message_id(db: sqlite3.Connection) -> int:
+        """The id the next message gets (read inside the write transaction that uses it).
+
+        Ids only grow and are never reused, even after the newest message is deleted, so a
+        stale delivery can never name a newer message: cheaper than AUTOINCREMENT, which
+        keeps its books per row, where ``set_next_message_id`` runs once per batch.
+        """
+        return db.execute("SELECT value FROM meta WHERE key = 'next_message_id'").fetchone()[0]
+
+    @staticmethod
+    def set_next_message_id(db: sqlite3.Connection, value: int) -> None:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'next_message_id'", (value,))
 
     def read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         """Run a query outside any write transaction."""

@@ -12,7 +12,7 @@ import typer
 
 from .. import errors
 from ..broker.model import Delivery
-from ..formats import OutputFormat, encode
+from ..formats import OutputFormat, encode_batch
 from . import app, env_of
 from .env import Environment
 
@@ -142,7 +142,7 @@ class _Writer:
                 except BrokenPipeError:
                     return i
             return len(batch)
-        chunks = [encode(d, self.fmt) for d in batch]
+        chunks = encode_batch(batch, self.fmt)
         data = memoryview(b"".join(chunks))
         sent = 0
         try:

@@ -128,36 +128,41 @@ class _Sender:
         self.total = PublishResult()
         self.first_key = routing_key
 
-    def _messages(self, records: list[bytes]) -> list[Message]:
+    def send(self, records: list[bytes]) -> None:
+        if not records:
+            return
         if self.json_input:
             from ..formats import message_from_json
             ex = self.exchange if self.exchange else None
-            return [message_from_json(r, ex, self.routing_key) for r in records if r.strip()]
-        return [Message(r, self.props, self.routing_key, self.exchange) for r in records]
+            messages = [message_from_json(r, ex, self.routing_key) for r in records if r.strip()]
+            groups: list[tuple[str, list[Message]]] = []
+            for m in messages:
+                if groups and groups[-1][0] == m.exchange:
+                    groups[-1][1].append(m)
+                else:
+                    groups.append((m.exchange, [m]))
+            for exchange, batch in groups:
+                self._declare({m.routing_key for m in batch} if exchange == "" else set())
+                self._tally(self.backend.publish(exchange, batch, confirm=self.confirm))
+            if self.first_key is None and messages:
+                self.first_key = messages[0].routing_key
+        else:
+            self._declare({self.routing_key} if self.exchange == "" else set())
+            self._tally(self.backend.publish_bodies(
+                self.exchange, self.routing_key, self.props, records, confirm=self.confirm))
 
-    def send(self, records: list[bytes]) -> None:
-        messages = self._messages(records)
-        if not messages:
-            return
-        groups: list[tuple[str, list[Message]]] = []
-        for m in messages:
-            if groups and groups[-1][0] == m.exchange:
-                groups[-1][1].append(m)
-            else:
-                groups.append((m.exchange, [m]))
-        for exchange, batch in groups:
-            if exchange == "" and self.declare:
-                for key in {m.routing_key for m in batch} - self.declared:
-                    self.backend.ensure_queue(key)
-                    self.declared.add(key)
-            result = self.backend.publish(exchange, batch, confirm=self.confirm)
-            self.total = PublishResult(self.total.published + result.published,
-                                       self.total.unroutable + result.unroutable,
-                                       self.total.nacked + result.nacked)
-            if self.verbose:
-                self.env.say(f"amq: sent {self.total.published}")
-        if self.first_key is None:
-            self.first_key = messages[0].routing_key
+    def _declare(self, queues: set[str]) -> None:
+        if self.declare:
+            for name in queues - self.declared:
+                self.backend.ensure_queue(name)
+                self.declared.add(name)
+
+    def _tally(self, result: PublishResult) -> None:
+        t = self.total
+        self.total = PublishResult(t.published + result.published,
+                                   t.unroutable + result.unroutable, t.nacked + result.nacked)
+        if self.verbose:
+            self.env.say(f"amq: sent {self.total.published}")
 
     def finish(self, quiet: bool) -> None:
         t = self.total
