@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 from . import errors
@@ -28,8 +28,7 @@ def default_store_path() -> str:
     return os.path.join(base, "amq", "local.db")
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerURL:
+class BrokerURL(NamedTuple):
     scheme: str  # "local", "amqp" or "amqps"
     url: str  # as given (for amqp: with the password)
     path: str | None = None  # local: the store file

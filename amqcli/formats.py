@@ -101,12 +101,15 @@ def message_from_json(line: bytes | str, exchange: str | None,
             raw = json.dumps(body).encode("utf-8")
     except (ValueError, TypeError) as err:
         raise errors.UsageError(f"bad body in JSON input: {err}") from None
-    props_obj = dict(obj.get("properties") or {})
-    if obj.get("headers"):
-        props_obj["headers"] = obj["headers"]
+    props_obj = obj.get("properties") or {}
+    headers = obj.get("headers") or {}
+    if not isinstance(props_obj, dict) or not isinstance(headers, dict):
+        raise errors.UsageError('"properties" and "headers" in JSON input must be objects')
+    if headers:
+        props_obj = dict(props_obj, headers=headers)
     try:
         props = properties_from_json(props_obj)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise errors.UsageError(f"bad properties in JSON input: {err}") from None
     return Message(
         raw, props,

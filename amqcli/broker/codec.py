@@ -8,8 +8,6 @@ written as one-key objects ``{"$bytes": "<base64>"}``, ``{"$timestamp": <epoch s
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from .model import Properties
@@ -22,6 +20,7 @@ def to_json_value(value: Any) -> Any:
     import datetime as dt
     import decimal
     if isinstance(value, (bytes, bytearray, memoryview)):
+        import base64
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -49,8 +48,13 @@ def _decimal(v: Any) -> Any:
     return decimal.Decimal(v)
 
 
+def _bytes(v: Any) -> bytes:
+    import base64
+    return base64.b64decode(v)
+
+
 _TAGS = {
-    "$bytes": lambda v: base64.b64decode(v),
+    "$bytes": _bytes,
     "$timestamp": _timestamp,
     "$decimal": _decimal,
     "$table": lambda v: {k: from_json_value(x) for k, x in v.items()},
@@ -58,12 +62,15 @@ _TAGS = {
 
 
 def from_json_value(value: Any) -> Any:
-    """The inverse of :func:`to_json_value`."""
+    """The inverse of :func:`to_json_value`; ``ValueError`` for a malformed tagged value."""
     if isinstance(value, dict):
         if len(value) == 1:
             (tag, inner), = value.items()
             if tag in _TAGS:
-                return _TAGS[tag](inner)
+                try:
+                    return _TAGS[tag](inner)
+                except (TypeError, ValueError, ArithmeticError, AttributeError) as err:
+                    raise ValueError(f"bad {tag} value {inner!r}") from err
         return {k: from_json_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [from_json_value(v) for v in value]
@@ -86,10 +93,14 @@ def properties_from_json(values: dict[str, Any]) -> Properties:
 def dump_properties(props: Properties) -> str | None:
     """Properties as stored: compact JSON, or ``None`` when nothing is set."""
     values = properties_to_json(props)
-    return json.dumps(values, separators=(",", ":")) if values else None
+    if not values:
+        return None
+    import json
+    return json.dumps(values, separators=(",", ":"))
 
 
 def load_properties(text: str | None) -> Properties:
     if not text:
         return Properties()
+    import json
     return properties_from_json(json.loads(text))

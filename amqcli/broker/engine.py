@@ -9,8 +9,6 @@ messages go back to their queues flagged redelivered, its exclusive queues are d
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sqlite3
 import time
@@ -37,6 +35,7 @@ SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waitin
 
 def server_name(prefix: str) -> str:
     """``amq.gen-...``/``amq.ctag-...``: RabbitMQ's server-generated names."""
+    import base64
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
 
 
@@ -54,13 +53,19 @@ def where(kind: str, name: str) -> str:
 
 
 def _json(value: dict[str, Any]) -> str:
+    import json
+
     from .codec import to_json_value
     return json.dumps(to_json_value(value), sort_keys=True, separators=(",", ":"))
 
 
 def _unjson(text: str) -> dict[str, Any]:
+    if not text or text == "{}":
+        return {}
+    import json
+
     from .codec import from_json_value
-    return from_json_value(json.loads(text)) if text and text != "{}" else {}
+    return from_json_value(json.loads(text))
 
 
 def locked(name: str) -> errors.BrokerError:

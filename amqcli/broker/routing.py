@@ -62,7 +62,7 @@ def headers_match(arguments: Mapping[str, Any], headers: Mapping[str, Any] | Non
         if k not in headers:
             return False
         return v is None or same_value(headers[k], v)
-    if mode.startswith("any"):
+    if mode in ("any", "any-with-x"):
         return any(one(k, v) for k, v in wanted)
     return all(one(k, v) for k, v in wanted)
 

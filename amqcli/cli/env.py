@@ -8,23 +8,30 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .. import config
 
 
-@dataclass
 class Environment:
-    stdin_fd: int = 0
-    stdout_fd: int = 1
-    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
-    stdin_isatty: bool = field(default_factory=lambda: os.isatty(0))
-    stdout_isatty: bool = field(default_factory=lambda: os.isatty(1))
-    stderr_isatty: bool = field(default_factory=lambda: os.isatty(2))
-    url: str | None = None  # --url; None: AMQ_URL or the default
-    _backend: Any = None
-    keep_open: bool = False  # the shell keeps one connection for the session
+    """Streams (by file descriptor), whether they are terminals, and the broker in use.
+
+    A plain class rather than a dataclass: every ``amq`` start builds one, and the
+    dataclasses module is a measurable part of a start.
+    """
+
+    def __init__(self, stdin_fd: int = 0, stdout_fd: int = 1, stderr: IO[str] | None = None,
+                 stdin_isatty: bool | None = None, stdout_isatty: bool | None = None,
+                 stderr_isatty: bool | None = None, url: str | None = None) -> None:
+        self.stdin_fd = stdin_fd
+        self.stdout_fd = stdout_fd
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.stdin_isatty = os.isatty(stdin_fd) if stdin_isatty is None else stdin_isatty
+        self.stdout_isatty = os.isatty(stdout_fd) if stdout_isatty is None else stdout_isatty
+        self.stderr_isatty = os.isatty(2) if stderr_isatty is None else stderr_isatty
+        self.url = url  # --url; None: AMQ_URL or the default
+        self._backend: Any = None
+        self.keep_open = False  # the shell keeps one connection for the session
 
     def broker_url(self) -> config.BrokerURL:
         return config.resolve(self.url)

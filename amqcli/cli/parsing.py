@@ -9,7 +9,6 @@ way RabbitMQ expects for the well-known ``x-`` arguments (integers stay integers
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import errors
@@ -29,12 +28,15 @@ def _split(item: str, option: str) -> tuple[str, str, bool]:
     if eq <= 0:
         raise errors.UsageError(f"{option} expects KEY=VALUE or KEY:=JSON, not {item!r}")
     key, value = item[:eq], item[eq + 1:]
-    if key.endswith(":"):
-        return key[:-1], value, True
-    return key, value, False
+    is_json = key.endswith(":")
+    key = key[:-1] if is_json else key
+    if not key:
+        raise errors.UsageError(f"{option} needs a KEY before = in {item!r}")
+    return key, value, is_json
 
 
 def _json_value(key: str, text: str, option: str) -> Any:
+    import json
     try:
         return from_json_value(json.loads(text))
     except ValueError:

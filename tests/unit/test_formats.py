@@ -213,15 +213,11 @@ def test_message_from_json_bad_input(line) -> None:
         message_from_json(line, None, None)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a non-object \"properties\" raises a bare "
-                   "ValueError from dict() instead of UsageError")
 def test_message_from_json_properties_not_object() -> None:
     with pytest.raises(UsageError):
         message_from_json('{"body": "x", "properties": "abc"}', None, None)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a malformed $decimal header raises "
-                   "decimal.InvalidOperation instead of UsageError")
 def test_message_from_json_bad_decimal_header() -> None:
     with pytest.raises(UsageError):
         message_from_json('{"body": "x", "headers": {"d": {"$decimal": "zz"}}}', None, None)

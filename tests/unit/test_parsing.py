@@ -75,22 +75,16 @@ def test_parse_headers_error_names_option() -> None:
     assert "novalue" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ':=5' is accepted with an empty key '' "
-                   "although '=5' (also an empty key) is refused")
 def test_parse_headers_empty_json_key_refused() -> None:
     with pytest.raises(UsageError):
         parse_headers([":=5"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a malformed $decimal tag raises "
-                   "decimal.InvalidOperation instead of UsageError")
 def test_parse_headers_bad_decimal_tag_is_usage_error() -> None:
     with pytest.raises(UsageError):
         parse_headers(['d:={"$decimal": "abc"}'])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a malformed $timestamp tag (null) raises "
-                   "TypeError instead of UsageError")
 def test_parse_headers_bad_timestamp_tag_is_usage_error() -> None:
     with pytest.raises(UsageError):
         parse_headers(['t:={"$timestamp": null}'])
