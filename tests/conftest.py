@@ -24,8 +24,52 @@ import pytest
 AMQ_EXE = shutil.which("amq")
 AMQ_CMD = [AMQ_EXE] if AMQ_EXE else [sys.executable, "-m", "amqcli"]
 
-# The brokers every behaviour test runs against.
-BROKERS = ["local"]
+# The brokers every behaviour test runs against: the same commands, the same assertions.
+BROKERS = ["local", "rabbitmq"]
+RABBITMQ_URL = os.environ.get("AMQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# Set (to 1) in CI: the RabbitMQ tests must run there, so an unreachable broker fails them.
+REQUIRE_RABBITMQ = os.environ.get("AMQ_TEST_REQUIRE_RABBITMQ", "") not in ("", "0")
+_rabbitmq_problem: list[str | None] = []
+
+
+def rabbitmq_problem() -> str | None:
+    """Why the test RabbitMQ cannot be used (None when it can), checked once."""
+    if not _rabbitmq_problem:
+        import pika
+        try:
+            pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL)).close()
+            problem = None
+        except Exception as err:  # noqa: BLE001 - any failure means "not usable"
+            problem = f"no RabbitMQ at {RABBITMQ_URL} ({type(err).__name__}: {err})"
+        _rabbitmq_problem.append(problem)
+    return _rabbitmq_problem[0]
+
+
+class RabbitCleaner:
+    """Deletes what a test created on the shared RabbitMQ (tests use unique names)."""
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+
+    def delete(self, names: list[str]) -> None:
+        import pika
+        import pika.exceptions
+        if self.connection is None or not self.connection.is_open:
+            self.connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        for kind in ("queue", "exchange"):
+            for n in names:
+                ch = self.connection.channel()
+                try:
+                    if kind == "queue":
+                        ch.queue_delete(n)
+                    else:
+                        ch.exchange_delete(n)
+                    ch.close()
+                except pika.exceptions.AMQPError:
+                    pass
+
+
+_cleaner = RabbitCleaner()
 
 
 @dataclass
@@ -52,12 +96,13 @@ class Amq:
 
     broker: str
     url: str
-    declared_queues: set[str] = field(default_factory=set)
-    declared_exchanges: set[str] = field(default_factory=set)
+    env_extra: dict[str, str] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)  # names to delete after the test
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ, AMQ_URL=self.url, PYTHONUNBUFFERED="1")
         env.pop("COLUMNS", None)
+        env.update({k: v for k, v in self.env_extra.items() if v})
         env.update(extra)
         return env
 
@@ -108,20 +153,32 @@ class Amq:
 
 @pytest.fixture(params=BROKERS)
 def amq(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Amq]:
-    """``amq`` bound to a fresh local store (or, with issue 3, to the shared RabbitMQ)."""
+    """``amq`` bound to a fresh local store, or to the shared RabbitMQ."""
     if request.param == "local":
         yield Amq("local", f"local:{tmp_path}/amq.db")
-    else:  # pragma: no cover - added with the RabbitMQ backend
-        raise NotImplementedError(request.param)
+        return
+    problem = rabbitmq_problem()
+    if problem:
+        if REQUIRE_RABBITMQ:
+            pytest.fail(f"AMQ_TEST_REQUIRE_RABBITMQ is set but {problem}")
+        pytest.skip(problem)
+    client = Amq("rabbitmq", RABBITMQ_URL,
+                 env_extra={"AMQ_MANAGEMENT_URL": os.environ.get("AMQ_MANAGEMENT_URL", "")})
+    yield client
+    if client.created:
+        _cleaner.delete(sorted(client.created))
 
 
 @pytest.fixture
-def name(request: pytest.FixtureRequest) -> Callable[[str], str]:
-    """Unique names for queues and exchanges: ``name("q")`` -> ``q-test_x-1a2b3c4d``."""
+def name(request: pytest.FixtureRequest, amq: Amq) -> Callable[[str], str]:
+    """Unique names for queues and exchanges: ``name("q")`` -> ``q-test_x-1a2b3c4d``.
+    On RabbitMQ, queues and exchanges of these names are deleted after the test."""
     test = request.node.name.split("[")[0][:40]
 
     def make(prefix: str = "q") -> str:
-        return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+        made = f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+        amq.created.add(made)
+        return made
     return make
 
 

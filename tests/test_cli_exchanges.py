@@ -144,8 +144,9 @@ def test_subscribe_to_fanout_through_a_temporary_queue(amq, name):
         gen = amq.wait_for(lambda: [q for q in amq.queue_names() if q not in before],
                            what="the subscription queue")[0]
         assert gen.startswith("amq.gen-")
-        info = amq.queue(gen)
-        assert info["exclusive"] and info["consumers"] == 1
+        info = amq.wait_for(lambda: (i := amq.queue(gen)) and i["consumers"] == 1 and i,
+                            what="the subscriber's consumer")
+        assert info["exclusive"]
         amq("send", "-e", x, "", "one")
         amq("send", "-e", x, "", "two")
         out, _ = receiver.communicate(timeout=20)

@@ -36,6 +36,7 @@ def test_passive_declare(amq, name):
 
 def test_server_named_queue(amq):
     out = amq("declare", "queue", "").out.strip()
+    amq.created.add(out)
     assert out.startswith("amq.gen-") and len(out) > 10
     assert out in amq.queue_names()  # non-exclusive: it outlives the declaring process
 

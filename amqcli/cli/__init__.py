@@ -151,6 +151,12 @@ def run(argv: list[str] | None, env: Environment) -> ExitStatus:
         code = ExitStatus.INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
+    except Exception as err:  # a bug: still one line, unless AMQ_DEBUG asks for the trace
+        if os.environ.get("AMQ_DEBUG"):
+            raise
+        env.say(f"amq: internal error: {type(err).__name__}: {err} "
+                "(run with AMQ_DEBUG=1 for the traceback, and please report it)")
+        code = ExitStatus.ERROR
     finally:
         try:
             env.close()

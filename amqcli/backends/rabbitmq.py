@@ -1,0 +1,379 @@
+"""The Backend over a real RabbitMQ, through pika. The only module that imports pika.
+
+Each AMQP method maps onto pika's BlockingConnection; a channel closed by the broker
+(404, 405, 406, ...) becomes the same ``AmqError`` the local broker raises, and a fresh
+channel is opened for the next call. Publishing goes through pika's channel
+implementation directly, so a batch is written without a flush per message and, with
+``confirm``, many confirms are outstanding at once. Listing uses the management HTTP API
+(``management.py``), since AMQP has no method for it.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pika
+import pika.exceptions as pex
+from pika.adapters.blocking_connection import BlockingChannel
+
+from .. import errors
+from ..broker.engine import check_name
+from ..broker.model import (
+    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
+    PublishResult, Queue,
+)
+from ..config import BrokerURL
+
+CONNECT_TIMEOUT = 10.0
+
+
+def _broker_error(err: Exception) -> errors.AmqError:
+    """The AmqError for a pika exception."""
+    if isinstance(err, (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker)):
+        return errors.from_reply(err.reply_code, err.reply_text)
+    if isinstance(err, pex.ProbableAuthenticationError | pex.AuthenticationError):
+        return errors.AccessRefused("login refused: check the user name and password")
+    if isinstance(err, pex.ProbableAccessDeniedError):
+        return errors.NotAllowed("access to the vhost refused (does it exist, may the user "
+                                 "use it?)")
+    if isinstance(err, pex.AMQPConnectionError | pex.StreamLostError | pex.ConnectionWrongStateError
+                  | pex.ChannelWrongStateError):
+        return errors.ConnectionLost(f"the connection to RabbitMQ was lost ({err!r})")
+    return errors.BrokerError(str(err))
+
+
+def to_properties(p: pika.BasicProperties) -> Properties:
+    values = {name: getattr(p, name, None) for name in Properties._fields}
+    return Properties(**values)
+
+
+def to_pika(p: Properties) -> pika.BasicProperties:
+    return pika.BasicProperties(**p.as_dict())
+
+
+class RabbitSubscription:
+    """A consumer: deliveries buffered by pika's callback, handed out by ``fetch``."""
+
+    def __init__(self, backend: RabbitMQBackend, queue: str, prefetch: int, no_ack: bool,
+                 exclusive: bool) -> None:
+        self.backend = backend
+        self.queue = queue
+        self.channel: BlockingChannel = backend.call(lambda: backend.connection.channel())
+        self.buffer: list[Delivery] = []
+        self.cancelled = False
+        self.channel.add_on_cancel_callback(self._on_cancel)
+        self.channel.basic_qos(prefetch_count=prefetch)
+        self.tag = backend.call(lambda: self.channel.basic_consume(
+            queue, self._on_message, auto_ack=no_ack, exclusive=exclusive))
+
+    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+        self.buffer.append(Delivery(method.delivery_tag, body, to_properties(props),
+                                    method.exchange, method.routing_key,
+                                    bool(method.redelivered), self.queue))
+
+    def _on_cancel(self, _frame: Any) -> None:
+        self.cancelled = True
+
+    def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        conn = self.backend.connection
+        while not self.buffer:
+            if self.cancelled:
+                raise errors.ConsumerCancelled(
+                    f"the broker cancelled the consumer: queue '{self.queue}' was deleted")
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return []
+            self.backend.call(lambda: conn.process_data_events(time_limit=min(left, 1.0)))
+        self.backend.call(lambda: conn.process_data_events(time_limit=0))
+        batch, self.buffer = self.buffer[:most], self.buffer[most:]
+        return batch
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.backend.call(lambda: self.channel.basic_ack(delivery_tag, multiple))
+
+    def nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
+        self.backend.call(lambda: self.channel.basic_nack(delivery_tag, multiple, requeue))
+
+    def cancel(self) -> None:
+        """Cancel and close the channel: RabbitMQ requeues what was not acknowledged."""
+        self.buffer.clear()
+        try:
+            if self.channel.is_open:
+                if not self.cancelled:
+                    self.channel.basic_cancel(self.tag)
+                self.channel.close()
+        except (pex.AMQPError, OSError):
+            pass  # a closed connection requeues everything anyway
+
+
+class RabbitMQBackend:
+    """One connection to a RabbitMQ broker."""
+
+    def __init__(self, url: BrokerURL) -> None:
+        self.url = url
+        self.display_url = url.display
+        self.connection = self._connect()
+        self._channel: BlockingChannel | None = None
+        self._confirming = False
+        self._returned = 0
+        self._nacked = 0
+        self._pending_confirms = 0
+
+    # --- connection -----------------------------------------------------------------
+
+    def _parameters(self) -> pika.URLParameters:
+        try:
+            params = pika.URLParameters(self.url.url)
+        except (ValueError, TypeError) as err:
+            raise errors.UsageError(f"bad broker URL {self.display_url}: {err}") from None
+        query = self.url.url.partition("?")[2]
+        if "connection_attempts" not in query:
+            params.connection_attempts = 1
+        if "socket_timeout" not in query:
+            params.socket_timeout = CONNECT_TIMEOUT
+        if "stack_timeout" not in query:
+            params.stack_timeout = CONNECT_TIMEOUT
+        if "blocked_connection_timeout" not in query:
+            params.blocked_connection_timeout = 60
+        params.client_properties = {"connection_name": "amq", "product": "amq"}
+        return params
+
+    def _connect(self) -> pika.BlockingConnection:
+        params = self._parameters()
+        where = f"{params.host}:{params.port}"
+        try:
+            return pika.BlockingConnection(params)
+        except pex.AMQPConnectionError as err:
+            raise self._connect_error(err, where) from None
+        except ssl.SSLError as err:
+            raise errors.BrokerUnreachable(f"TLS failure talking to {where}: {err}") from None
+        except OSError as err:
+            raise errors.BrokerUnreachable(f"cannot reach RabbitMQ at {where}: {err}") from None
+
+    def _connect_error(self, err: Exception, where: str) -> errors.AmqError:
+        if isinstance(err, (pex.ProbableAuthenticationError, pex.AuthenticationError)):
+            return errors.AccessRefused(
+                f"login refused by RabbitMQ at {where}: check the user name and password")
+        if isinstance(err, pex.ProbableAccessDeniedError):
+            return errors.NotAllowed(
+                f"vhost '{self._vhost()}' not found at {where}, or the user may not use it")
+        inner = err.args[0] if err.args else err
+        inner = getattr(inner, "exception", None) or (
+            inner.args[0] if isinstance(inner, pex.AMQPError) and inner.args else inner)
+        text = str(inner) or type(inner).__name__
+        if isinstance(inner, ssl.SSLError) or "SSL" in text:
+            return errors.BrokerUnreachable(f"TLS failure talking to {where}: {text}")
+        if isinstance(inner, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
+            return errors.BrokerUnreachable(f"RabbitMQ at {where} did not answer in time")
+        return errors.BrokerUnreachable(
+            f"cannot reach RabbitMQ at {where}: {text}", hint="is it running? check --url")
+
+    def _vhost(self) -> str:
+        return self._parameters().virtual_host
+
+    @property
+    def channel(self) -> BlockingChannel:
+        """The channel for one-off methods; reopened after the broker closed it."""
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self.call(lambda: self.connection.channel())
+            self._confirming = False
+            self._channel.add_on_return_callback(self._on_return)
+        return self._channel
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run a pika call, turning its exceptions into AmqErrors."""
+        try:
+            return fn()
+        except pex.ChannelClosedByBroker as err:
+            self._channel = None
+            raise _broker_error(err) from None
+        except pex.ShortStringTooLong as err:
+            raise errors.UsageError(f"a name is longer than 255 bytes: {err}") from None
+        except pex.AMQPError as err:
+            raise _broker_error(err) from None
+        except OSError as err:
+            raise errors.ConnectionLost(f"the connection to RabbitMQ was lost: {err}") from None
+
+    # --- topology ---------------------------------------------------------------------
+
+    def declare_queue(self, name: str, *, durable: bool = False, exclusive: bool = False,
+                      auto_delete: bool = False, passive: bool = False,
+                      arguments: dict[str, Any] | None = None) -> DeclareOk:
+        name = check_name("queue", name)
+        ok = self.call(lambda: self.channel.queue_declare(
+            name, passive=passive, durable=durable, exclusive=exclusive,
+            auto_delete=auto_delete, arguments=arguments or None)).method
+        return DeclareOk(ok.queue, ok.message_count, ok.consumer_count)
+
+    def ensure_queue(self, name: str) -> None:
+        try:
+            self.declare_queue(name, passive=True)
+        except errors.NotFound:
+            try:
+                self.declare_queue(name)
+            except errors.PreconditionFailed:
+                pass  # declared meanwhile with other flags: use it as it is
+
+    def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False,
+                         passive: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        check_name("exchange", name)
+        self.call(lambda: self.channel.exchange_declare(
+            name, exchange_type=type, passive=passive, durable=durable,
+            auto_delete=auto_delete, internal=internal, arguments=arguments or None))
+
+    def delete_queue(self, name: str, *, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        check_name("queue", name)
+        ok = self.call(lambda: self.channel.queue_delete(
+            name, if_unused=if_unused, if_empty=if_empty))
+        return ok.method.message_count
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        check_name("exchange", name)
+        self.call(lambda: self.channel.exchange_delete(name, if_unused=if_unused))
+
+    def purge_queue(self, name: str) -> int:
+        check_name("queue", name)
+        return self.call(lambda: self.channel.queue_purge(name)).method.message_count
+
+    def bind(self, source: str, destination: str, routing_key: str = "",
+             arguments: dict[str, Any] | None = None,
+             destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        check_name("exchange", source)
+        check_name(destination_type.value, destination)
+        if destination_type is DestinationType.QUEUE:
+            self.call(lambda: self.channel.queue_bind(destination, source, routing_key,
+                                                      arguments or None))
+        else:
+            self.call(lambda: self.channel.exchange_bind(destination, source, routing_key,
+                                                         arguments or None))
+
+    def unbind(self, source: str, destination: str, routing_key: str = "",
+               arguments: dict[str, Any] | None = None,
+               destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        check_name("exchange", source)
+        check_name(destination_type.value, destination)
+        if destination_type is DestinationType.QUEUE:
+            self.call(lambda: self.channel.queue_unbind(destination, source, routing_key,
+                                                        arguments or None))
+        else:
+            self.call(lambda: self.channel.exchange_unbind(destination, source, routing_key,
+                                                           arguments or None))
+
+    # --- publishing -------------------------------------------------------------------
+
+    def _on_return(self, *_args: Any) -> None:
+        self._returned += 1
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        covered = 1
+        if method.multiple:
+            covered = method.delivery_tag - self._confirmed_up_to
+        self._confirmed_up_to = max(self._confirmed_up_to, method.delivery_tag)
+        self._pending_confirms -= covered
+        if isinstance(method, pika.spec.Basic.Nack):
+            self._nacked += covered
+
+    def _select_confirms(self) -> None:
+        ch = self.channel
+        if self._confirming:
+            return
+        done: list[bool] = []
+        self._confirmed_up_to = 0
+        self._published = 0
+        ch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
+                                  callback=lambda _frame: done.append(True))
+        while not done:
+            self.call(lambda: self.connection.process_data_events(time_limit=1))
+        self._confirming = True
+
+    def publish(self, exchange: str, messages: Sequence[Message], *,
+                confirm: bool = False) -> PublishResult:
+        groups: list[tuple[str, Properties, list[bytes]]] = []
+        for m in messages:
+            if groups and groups[-1][0] == m.routing_key and groups[-1][1] is m.properties:
+                groups[-1][2].append(m.body)
+            else:
+                groups.append((m.routing_key, m.properties, [m.body]))
+        return self._publish(exchange, groups, confirm)
+
+    def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
+                       bodies: Sequence[bytes], *, confirm: bool = False) -> PublishResult:
+        return self._publish(exchange, [(routing_key, properties, bodies)], confirm)
+
+    def _publish(self, exchange: str, groups: Sequence[tuple[str, Properties, Sequence[bytes]]],
+                 confirm: bool) -> PublishResult:
+        check_name("exchange", exchange)
+        ch = self.channel
+        if confirm:
+            self._select_confirms()
+        self._returned = self._nacked = 0
+        impl = ch._impl
+        total = 0
+        try:
+            for routing_key, props, bodies in groups:
+                pika_props = to_pika(props)
+                publish = impl.basic_publish
+                for body in bodies:
+                    publish(exchange, routing_key, body, pika_props, True)
+                total += len(bodies)
+                if confirm:
+                    self._pending_confirms += len(bodies)
+            # A round trip on the channel: every return for what was published before it
+            # has arrived when its answer does (and a channel error shows here).
+            self.call(lambda: ch.basic_qos(prefetch_count=0))
+            while confirm and self._pending_confirms > 0:
+                self.call(lambda: self.connection.process_data_events(time_limit=1))
+            self.call(lambda: self.connection.process_data_events(time_limit=0))
+        except pex.AMQPError as err:
+            self._channel = None
+            raise _broker_error(err) from None
+        return PublishResult(total, self._returned, self._nacked)
+
+    # --- consuming --------------------------------------------------------------------
+
+    def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
+                exclusive: bool = False) -> RabbitSubscription:
+        check_name("queue", queue)
+        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive)
+
+    # --- listing ----------------------------------------------------------------------
+
+    def _management(self) -> Any:
+        from .management import ManagementAPI
+        return ManagementAPI.for_url(self.url)
+
+    def list_queues(self) -> list[Queue]:
+        queues = self._management().queues()
+        out = []
+        for q in queues:
+            # The management API's counts lag by seconds; ask the queue itself.
+            try:
+                ok = self.declare_queue(q.name, passive=True)
+                q = q._replace(messages=ok.message_count, consumers=ok.consumer_count)
+            except (errors.NotFound, errors.ResourceLocked):
+                if not q.exclusive:
+                    continue  # gone meanwhile
+            out.append(q)
+        return out
+
+    def list_exchanges(self) -> list[Exchange]:
+        return self._management().exchanges()
+
+    def list_bindings(self) -> list[Binding]:
+        return self._management().bindings()
+
+    def close(self) -> None:
+        try:
+            if self.connection.is_open:
+                self.connection.close()
+        except (pex.AMQPError, OSError):
+            pass
