@@ -10,6 +10,7 @@ implementation directly, so a batch is written without a flush per message and, 
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import time
@@ -140,11 +141,36 @@ class RabbitMQBackend:
             params.stack_timeout = CONNECT_TIMEOUT
         if "blocked_connection_timeout" not in query:
             params.blocked_connection_timeout = 60
-        params.client_properties = {"connection_name": "amq", "product": "amq"}
+        params.client_properties = {"connection_name": f"amq[{os.getpid()}]", "product": "amq"}
+        if self.url.scheme == "amqps":
+            params.ssl_options = self._tls_options(params.host)
         return params
 
+    def _tls_options(self, host: str) -> pika.SSLOptions:
+        """TLS from RabbitMQ's URI query parameters: cacertfile, certfile, keyfile, verify,
+        server_name_indication (the system's CAs when no cacertfile is given)."""
+        tls = self.url.tls
+        try:
+            context = ssl.create_default_context(cafile=tls.get("cacertfile") or None)
+        except (OSError, ssl.SSLError) as err:
+            raise errors.UsageError(
+                f"cannot load the CA file {tls.get('cacertfile')}: {err}") from None
+        if tls.get("verify") == "verify_none":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            if tls.get("certfile"):
+                context.load_cert_chain(tls["certfile"], tls.get("keyfile") or None)
+        except (OSError, ssl.SSLError) as err:
+            raise errors.UsageError(
+                f"cannot load the client certificate {tls['certfile']}: {err}") from None
+        return pika.SSLOptions(context, tls.get("server_name_indication") or host)
+
     def _connect(self) -> pika.BlockingConnection:
-        params = self._parameters()
+        try:
+            params = self._parameters()
+        except (OSError, ssl.SSLError) as err:  # a CA file that is missing or not PEM
+            raise errors.UsageError(f"TLS settings of {self.display_url}: {err}") from None
         where = f"{params.host}:{params.port}"
         try:
             return pika.BlockingConnection(params)

@@ -44,10 +44,15 @@ def _root(
         "--url", "-u", metavar="URL",
         help="Broker: local (default), local:PATH, amqp://user:pass@host:port/vhost, "
              "amqps://... [env AMQ_URL]")] = None,
+    broker: Annotated[str | None, typer.Option(
+        "--broker", "-b", metavar="NAME",
+        help="A broker profile of the config file (amq/config.toml) [env AMQ_BROKER]")] = None,
 ) -> None:
     env: Environment = ctx.ensure_object(Environment)
     if url is not None:
         env.url = url
+    if broker is not None:
+        env.broker = broker
 
 
 def env_of(ctx: typer.Context) -> Environment:
@@ -96,9 +101,9 @@ def _command_word(argv: list[str]) -> str | None:
     i = 0
     while i < len(argv):
         word = argv[i]
-        if word in ("--url", "-u"):
+        if word in ("--url", "-u", "--broker", "-b"):
             i += 2
-        elif word.startswith("--url="):
+        elif word.startswith(("--url=", "--broker=")):
             i += 1
         elif word.startswith("-"):
             return None

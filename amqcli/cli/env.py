@@ -30,11 +30,12 @@ class Environment:
         self.stdout_isatty = os.isatty(stdout_fd) if stdout_isatty is None else stdout_isatty
         self.stderr_isatty = os.isatty(2) if stderr_isatty is None else stderr_isatty
         self.url = url  # --url; None: AMQ_URL or the default
+        self.broker: str | None = None  # --broker: a profile of the config file
         self._backend: Any = None
         self.keep_open = False  # the shell keeps one connection for the session
 
     def broker_url(self) -> config.BrokerURL:
-        return config.resolve(self.url)
+        return config.resolve(self.url, self.broker)
 
     def backend(self) -> Any:
         """The broker connection, opened on first use."""
