@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..broker.routing import Route
 from ..broker.model import (
     Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
     PublishResult, Queue,
@@ -90,6 +91,11 @@ class Backend(Protocol):
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
                 exclusive: bool = False) -> Subscription:
         """``basic.qos`` then ``basic.consume``."""
+
+    def route(self, exchange: str, routing_key: str,
+              headers: dict[str, Any] | None = None) -> Route:
+        """Where a message would go (bindings matched per exchange, queues reached),
+        without publishing it."""
 
     def list_queues(self) -> list[Queue]: ...
 

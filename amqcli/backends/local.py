@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..broker.engine import Broker
+from ..broker.routing import Route
 from ..broker.engine import REJECTED, UNROUTABLE, SWEEP_INTERVAL
 from ..broker.model import (
     Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
@@ -112,6 +113,10 @@ class LocalBackend:
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
                 exclusive: bool = False) -> LocalSubscription:
         return LocalSubscription(self, queue, prefetch, no_ack, exclusive)
+
+    def route(self, exchange: str, routing_key: str,
+              headers: dict[str, Any] | None = None) -> Route:
+        return self.connection.route(exchange, routing_key, headers)
 
     def list_queues(self) -> list[Queue]:
         return self.connection.list_queues()

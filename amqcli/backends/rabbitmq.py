@@ -27,6 +27,7 @@ from ..broker.model import (
     Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
     PublishResult, Queue,
 )
+from ..broker.routing import Route
 from ..config import BrokerURL
 
 CONNECT_TIMEOUT = 10.0
@@ -317,9 +318,14 @@ class RabbitMQBackend:
         self._published = 0
         ch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
                                   callback=lambda _frame: done.append(True))
-        while not done:
-            self.call(lambda: self.connection.process_data_events(time_limit=1))
+        self._wait_until(lambda: bool(done))
         self._confirming = True
+
+    def _wait_until(self, condition: Callable[[], bool]) -> None:
+        """Process I/O until ``condition()`` holds: pika's own wait (BlockingConnection's
+        ``_flush_output``, used by its blocking methods), which returns as soon as a
+        callback of the channel implementation satisfies it."""
+        self.call(lambda: self.connection._flush_output(condition))
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
                 confirm: bool = False) -> PublishResult:
@@ -356,8 +362,8 @@ class RabbitMQBackend:
             # A round trip on the channel: every return for what was published before it
             # has arrived when its answer does (and a channel error shows here).
             self.call(lambda: ch.basic_qos(prefetch_count=0))
-            while confirm and self._pending_confirms > 0:
-                self.call(lambda: self.connection.process_data_events(time_limit=1))
+            if confirm:
+                self._wait_until(lambda: self._pending_confirms <= 0)
             self.call(lambda: self.connection.process_data_events(time_limit=0))
         except pex.AMQPError as err:
             self._channel = None
@@ -393,6 +399,27 @@ class RabbitMQBackend:
 
     def list_exchanges(self) -> list[Exchange]:
         return self._management().exchanges()
+
+    def route(self, exchange: str, routing_key: str,
+              headers: dict[str, Any] | None = None) -> Route:
+        """The routing explainer on RabbitMQ: the topology the management API reports,
+        run through the same matching rules as the local broker."""
+        from ..broker import routing
+        api = self._management()
+        exchanges = {x.name: x for x in api.exchanges()}
+        if exchange not in exchanges:
+            raise errors.NotFound(f"no exchange '{exchange}' in vhost '{api.vhost}'")
+        bindings: dict[str, list[Binding]] = {}
+        for b in api.bindings():
+            bindings.setdefault(b.source, []).append(b)
+        if exchange == "":
+            queues = {q.name for q in api.queues()}
+            keys = routing.routing_keys(routing_key, headers)
+            found = [k for k in keys if k in queues]
+            matched = [Binding("", q, DestinationType.QUEUE, q) for q in found]
+            return routing.Route(found, [routing.Hop("", matched)])
+        return routing.route(exchange, routing_key, headers, exchanges.get,
+                             lambda name: bindings.get(name, []))
 
     def list_bindings(self) -> list[Binding]:
         return self._management().bindings()

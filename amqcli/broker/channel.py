@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from .codec import load_properties
-from .engine import auto_delete_queues, check_name, for_ids, server_name, where
+from . import lifecycle
+from .engine import (
+    auto_delete_queues, check_name, for_ids, queue_row, server_name, touch_queues, where,
+)
 from .model import Delivery, Properties
 
 if TYPE_CHECKING:
@@ -86,6 +89,7 @@ class Channel:
         with self.store.transaction() as db:
             db.execute("DELETE FROM consumers WHERE connection = ? AND channel = ? AND tag = ?",
                        (self.connection.id, self.number, tag))
+            touch_queues(db, [consumer.queue])
             auto_delete_queues(db, [consumer.queue])
 
     def capacity(self, tag: str) -> int | None:
@@ -169,19 +173,38 @@ class Channel:
                 c.unacked -= n
 
     def _release(self, db: sqlite3.Connection, settled: list[tuple[int, str]],
-                 requeue: bool) -> None:
-        """Delete (ack, or reject without requeue) or requeue messages this channel held."""
+                 requeue: bool, dead_letter: bool = False) -> None:
+        """Delete (ack; reject without requeue, dead-lettering with ``dead_letter``) or
+        requeue messages this channel held."""
         if not settled:
             return
         owner = self.connection.id
+        ids = [mid for mid, _q in settled]
         if requeue:
             for_ids(db, "UPDATE messages SET owner = NULL, redelivered = 1 WHERE owner = ? AND",
-                    (owner,), [mid for mid, _q in settled])
+                    (owner,), ids)
         else:
-            for_ids(db, "DELETE FROM messages WHERE owner = ? AND", (owner,),
-                    [mid for mid, _q in settled])
+            if dead_letter:
+                self._dead_letter(db, settled)
+            for_ids(db, "DELETE FROM messages WHERE owner = ? AND", (owner,), ids)
         db.executemany("UPDATE queues SET unacked = max(0, unacked - ?) WHERE name = ?",
                        [(n, q) for q, n in Counter(q for _mid, q in settled).items()])
+
+    def _dead_letter(self, db: sqlite3.Connection, settled: list[tuple[int, str]]) -> None:
+        """Rejected without requeue: to each queue's dead-letter exchange, if it has one."""
+        by_queue: dict[str, list[int]] = {}
+        for mid, queue in settled:
+            by_queue.setdefault(queue, []).append(mid)
+        for queue, ids in by_queue.items():
+            q = queue_row(db, queue)
+            if not q or "x-dead-letter-exchange" not in q["arguments"]:
+                continue
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(
+                "SELECT id, body, properties, exchange, routing_key FROM messages "
+                f"WHERE owner = ? AND id IN ({marks}) ORDER BY id",
+                (self.connection.id, *ids)).fetchall()
+            lifecycle.dead_letter(db, self.store, queue, rows, "rejected")
 
     def _flush_acks(self, db: sqlite3.Connection) -> None:
         if self._lazy_acks:
@@ -203,9 +226,9 @@ class Channel:
         settled = self._settle(tag, multiple)
         if not settled:
             return
-        with self.store.transaction(notify=requeue) as db:
+        with self.store.transaction() as db:
             self._flush_acks(db)
-            self._release(db, settled, requeue)
+            self._release(db, settled, requeue, dead_letter=not requeue)
 
     def reject(self, tag: int, requeue: bool = True) -> None:
         self.nack(tag, False, requeue)
@@ -229,6 +252,7 @@ class Channel:
             queues = [c.queue for c in self.consumers.values()]
             db.execute("DELETE FROM consumers WHERE connection = ? AND channel = ?",
                        (self.connection.id, self.number))
+            touch_queues(db, queues)
             auto_delete_queues(db, queues)
         self.consumers.clear()
 
@@ -251,17 +275,21 @@ class Channel:
         return rows
 
     def _head(self, db: sqlite3.Connection, queue: str, most: int) -> list[tuple]:
-        """The first ``most`` ready messages, dropping expired ones met at the head."""
+        """The first ``most`` ready messages; expired ones met on the way are expired
+        (dead-lettered), as each would be on reaching the head."""
         now = time.time()
         while True:
             rows = db.execute(
                 "SELECT id, expires, body, properties, exchange, routing_key, redelivered "
                 "FROM messages WHERE queue = ? AND owner IS NULL "
                 "ORDER BY priority DESC, id LIMIT ?", (queue, most)).fetchall()
-            expired = [r[0] for r in rows if r[1] is not None and r[1] <= now]
+            expired = [r for r in rows if r[1] is not None and r[1] <= now]
             if not expired:
                 return rows
-            for_ids(db, "DELETE FROM messages WHERE owner IS NULL AND", (), expired)
+            lifecycle.remove(db, [r[0] for r in expired])
+            for r in expired:
+                lifecycle.dead_letter(db, self.store, queue, [(r[0], r[2], r[3], r[4], r[5])],
+                                      "expired", r[1])
 
     def _tag(self, rows: list[tuple], queue: str, consumer: str | None) -> list[Delivery]:
         """Number claimed rows with delivery tags; remember them unless no-ack."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from . import process
-from .codec import dump_properties
+from .publishing import REJECTED, ROUTED, UNROUTABLE, Router, enqueue, parse_expiration
 from .model import (
     PREDECLARED_EXCHANGES, Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
     Message, Properties, Queue,
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from . import routing
 
 MAX_NAME_BYTES = 255
-ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
 SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
 
 
@@ -75,21 +74,6 @@ def locked(name: str) -> errors.BrokerError:
         "match that of the original declaration.")
 
 
-def parse_expiration(expiration: str | None) -> int | None:
-    """The ``expiration`` property in ms, or 406 as RabbitMQ words it."""
-    if expiration is None:
-        return None
-    try:
-        value = int(expiration, 10)
-    except ValueError:
-        raise errors.PreconditionFailed(
-            f"invalid expiration '{expiration}': no_integer") from None
-    if value < 0:
-        raise errors.PreconditionFailed(
-            f"invalid expiration '{expiration}': negative_integer")
-    return value
-
-
 class Broker:
     """The local broker on one store file (``None``: in memory, for one process)."""
 
@@ -107,7 +91,8 @@ class Broker:
         return Connection(self, cur.lastrowid)
 
     def sweep(self) -> int:
-        """Clean up after connections whose process has died; how many there were."""
+        """Clean up after connections whose process has died (how many there were), and
+        expire what is due: message TTLs at queue heads, unused x-expires queues."""
         self._last_sweep = time.monotonic()
         rows = self.store.read("SELECT id, pid, started FROM connections")
         dead = [cid for cid, pid, started in rows if not process.alive(pid, started)]
@@ -115,6 +100,11 @@ class Broker:
             with self.store.transaction() as db:
                 for cid in dead:
                     release_connection(db, cid)
+        if self.store.read("SELECT 1 FROM queues WHERE expiring = 1 "
+                           "OR arguments LIKE '%x-expires%' LIMIT 1"):
+            from . import lifecycle
+            with self.store.transaction() as db:
+                lifecycle.expire(db, self.store)
         return len(dead)
 
     def sweep_if_due(self) -> None:
@@ -225,6 +215,12 @@ def delete_exchange_rows(db: sqlite3.Connection, name: str) -> None:
     auto_delete_exchanges(db, [s for s in sources if s != name])
 
 
+def touch_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
+    """Mark queues as used now (the x-expires clock restarts when consumers go)."""
+    db.executemany("UPDATE queues SET last_used = ? WHERE name = ?",
+                   [(time.time(), n) for n in set(names)])
+
+
 def auto_delete_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
     """Delete auto-delete queues among ``names`` that had consumers and have none left."""
     for name in set(names):
@@ -251,6 +247,7 @@ def release_connection(db: sqlite3.Connection, cid: int, dead: bool = True) -> N
     queues = [r[0] for r in db.execute(
         "SELECT queue FROM consumers WHERE connection = ?", (cid,))]
     db.execute("DELETE FROM consumers WHERE connection = ?", (cid,))
+    touch_queues(db, queues)
     auto_delete_queues(db, queues)
     for (name,) in db.execute("SELECT name FROM queues WHERE exclusive_owner = ?",
                               (cid,)).fetchall():
@@ -491,24 +488,8 @@ class Connection:
     def _publish(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
         exchange = check_name("exchange", exchange)
-        now = time.time()
-        outcomes: list[int] = []
         with self.store.transaction() as db:
-            router = _Router(db, exchange)
-            next_id = start = self.store.next_message_id(db)
-            for routing_key, props, bodies in groups:
-                expiration = parse_expiration(props.expiration)
-                targets = router.queues(routing_key, props.headers)
-                outcomes.extend([ROUTED if targets else UNROUTABLE] * len(bodies))
-                stored = _stored_properties(props)
-                for q in targets:
-                    priority, expires = router.placement(q, props.priority, expiration, now)
-                    db.executemany(_insert_sql(q, priority, expires, exchange, routing_key,
-                                               stored), enumerate(bodies, next_id))
-                    next_id += len(bodies)
-            if next_id != start:
-                self.store.set_next_message_id(db, next_id)
-        return outcomes
+            return enqueue(db, self.store, Router(db, exchange), groups)
 
     # --- listing ----------------------------------------------------------------------
 
@@ -543,109 +524,5 @@ class Connection:
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> "routing.Route":
         """Where a message would go, without publishing it."""
-        with self.store.transaction() as db:
-            return _Router(db, exchange).explain(routing_key, headers)
-
-
-def _literal(value: str | float | None) -> str:
-    """A value as an SQL literal (strings quoted the SQL way; no NUL, see _insert_sql)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
-
-
-def _insert_sql(queue: str, priority: int, expires: float | None, exchange: str,
-                routing_key: str, properties: str | None) -> str:
-    """The INSERT for a batch of bodies sharing everything else, bound by (id, body).
-
-    The shared values are written into the statement rather than bound per row: binding
-    eight parameters per message costs more than SQLite's insert itself. Strings holding a
-    NUL (legal in AMQP, unsafe in an SQL literal) fall back to bound parameters.
-    """
-    shared = (queue, priority, expires, exchange, routing_key, properties)
-    if any(isinstance(v, str) and "\0" in v for v in shared):
-        return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
-                "properties, body) SELECT column1, {}, column2 FROM (VALUES (?, ?))")\
-            .format(", ".join(f"cast(x'{v.encode().hex()}' AS TEXT)" if isinstance(v, str)
-                              else _literal(v) for v in shared))
-    return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
-            f"properties, body) VALUES (?, {', '.join(map(_literal, shared))}, ?)")
-
-
-def _stored_properties(props: Properties) -> str | None:
-    """The properties as stored; a BCC header is removed (sender-selected distribution)."""
-    if props.headers and "BCC" in props.headers:
-        headers = {k: v for k, v in props.headers.items() if k != "BCC"}
-        props = props._replace(headers=headers or None)
-    return dump_properties(props)
-
-
-class _Router:
-    """Routing within one publish transaction, with the topology read once."""
-
-    def __init__(self, db: sqlite3.Connection, exchange: str) -> None:
-        self.db = db
-        self.exchange = exchange
-        self._exchanges: dict[str, Exchange | None] = {}
-        self._bindings: dict[str, list[Binding]] = {}
-        self._queues: dict[str, dict[str, Any] | None] = {}
-        self._routes: dict[str, list[str]] = {}
-        x = self.get_exchange(exchange)
-        if x is None:
-            raise errors.NotFound(f"no exchange '{exchange}' in vhost '/'")
-        if x.internal:
-            raise errors.AccessRefused(
-                f"cannot publish to internal exchange '{exchange}' in vhost '/'")
-
-    def get_exchange(self, name: str) -> Exchange | None:
-        if name not in self._exchanges:
-            self._exchanges[name] = get_exchange(self.db, name)
-        return self._exchanges[name]
-
-    def get_bindings(self, name: str) -> list[Binding]:
-        if name not in self._bindings:
-            self._bindings[name] = bindings_from(self.db, name)
-            if name == "":
-                self._bindings[name] = [Binding("", q, DestinationType.QUEUE, q) for (q,) in
-                                        self.db.execute("SELECT name FROM queues")]
-        return self._bindings[name]
-
-    def queue(self, name: str) -> dict[str, Any] | None:
-        if name not in self._queues:
-            self._queues[name] = queue_row(self.db, name)
-        return self._queues[name]
-
-    def queues(self, routing_key: str, headers: dict[str, Any] | None) -> list[str]:
-        if self.exchange == "" and not (headers and ("CC" in headers or "BCC" in headers)):
-            return [routing_key] if self.queue(routing_key) is not None else []
-        cacheable = not headers
-        if cacheable and routing_key in self._routes:
-            return self._routes[routing_key]
-        found = self.explain(routing_key, headers).queues
-        if cacheable:
-            self._routes[routing_key] = found
-        return found
-
-    def explain(self, routing_key: str, headers: dict[str, Any] | None) -> "routing.Route":
-        from . import routing
-        if self.exchange == "":
-            keys = routing.routing_keys(routing_key, headers)
-            found = [k for k in keys if self.queue(k) is not None]
-            hop = routing.Hop("", [Binding("", q, DestinationType.QUEUE, q) for q in found])
-            return routing.Route(found, [hop])
-        return routing.route(self.exchange, routing_key, headers, self.get_exchange,
-                             self.get_bindings)
-
-    def placement(self, queue: str, priority: int | None, expiration: int | None,
-                  now: float) -> tuple[int, float | None]:
-        """A message's stored priority and expiry time in a queue, from the queue's arguments."""
-        q = self.queue(queue) or {"arguments": {}}
-        qa = q["arguments"]
-        max_priority = qa.get("x-max-priority")
-        stored = min(priority or 0, max_priority) if max_priority else 0
-        ttl = qa.get("x-message-ttl")
-        if expiration is not None:
-            ttl = expiration if ttl is None else min(ttl, expiration)
-        return stored, (now + ttl / 1000 if ttl is not None else None)
+        with self.store.transaction(notify=False) as db:
+            return Router(db, check_name("exchange", exchange)).explain(routing_key, headers)

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS queues (
     arguments TEXT NOT NULL DEFAULT '{}',
     had_consumer INTEGER NOT NULL DEFAULT 0,
     unacked INTEGER NOT NULL DEFAULT 0,   -- its messages held by consumers (owner set)
+    expiring INTEGER NOT NULL DEFAULT 0,  -- it has held messages with an expiry time
     last_used REAL NOT NULL DEFAULT 0   -- for x-expires
 );
 CREATE TABLE IF NOT EXISTS bindings (

@@ -63,6 +63,7 @@ def env_of(ctx: typer.Context) -> Environment:
 COMMAND_MODULES = {
     "send": "send", "receive": "receive", "declare": "topology", "bind": "topology",
     "unbind": "topology", "delete": "topology", "purge": "topology", "list": "listing",
+    "route": "route",
 }
 
 

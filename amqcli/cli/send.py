@@ -167,8 +167,10 @@ class _Sender:
     def finish(self, quiet: bool) -> None:
         t = self.total
         where = f"exchange '{self.exchange}'" if self.exchange else "the default exchange"
-        if t.nacked:
-            raise errors.Nacked(f"the broker refused {t.nacked} of {t.published} message(s)")
+        if t.nacked and self.confirm:  # without confirms RabbitMQ cannot tell: neither do we
+            raise errors.Nacked(
+                f"the broker refused {t.nacked} of {t.published} message(s) (a queue is full: "
+                "x-overflow reject-publish)")
         if t.unroutable:
             target = (f"there is no queue '{self.first_key}'" if not self.exchange else
                       f"no binding of exchange '{self.exchange}' matches routing key "
