@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from .base import Backend
 
 
-def open_backend(url: BrokerURL) -> "Backend":
+def open_backend(url: BrokerURL) -> Backend:
     """Connect to the broker a resolved URL names."""
     if url.scheme == "local":
         from .local import LocalBackend

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..broker.engine import Broker
 from ..broker.routing import Route
-from ..broker.engine import REJECTED, UNROUTABLE, SWEEP_INTERVAL
+from ..broker.engine import SWEEP_INTERVAL
+from ..broker.publishing import REJECTED, UNROUTABLE
 from ..broker.model import (
     Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
     PublishResult, Queue,

@@ -15,6 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import pika
@@ -90,7 +91,7 @@ class RabbitSubscription:
             left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return []
-            self.backend.call(lambda: conn.process_data_events(time_limit=min(left, 1.0)))
+            self.backend.call(partial(conn.process_data_events, time_limit=min(left, 1.0)))
         self.backend.call(lambda: conn.process_data_events(time_limit=0))
         batch, self.buffer = self.buffer[:most], self.buffer[most:]
         return batch

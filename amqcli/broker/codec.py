@@ -24,7 +24,7 @@ def to_json_value(value: Any) -> Any:
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return {"$timestamp": int(value.timestamp())}
     if isinstance(value, decimal.Decimal):
         return {"$decimal": str(value)}
@@ -40,7 +40,7 @@ def to_json_value(value: Any) -> Any:
 
 def _timestamp(v: Any) -> Any:
     import datetime as dt
-    return dt.datetime.fromtimestamp(int(v), dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(v), dt.UTC)
 
 
 def _decimal(v: Any) -> Any:

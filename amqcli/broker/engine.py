@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from . import process
-from .publishing import REJECTED, ROUTED, UNROUTABLE, Router, enqueue, parse_expiration
+from .publishing import Router, enqueue
 from .model import (
-    PREDECLARED_EXCHANGES, Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
+    Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
     Message, Properties, Queue,
 )
 from .store import Store
@@ -522,7 +522,7 @@ class Connection:
                            for s, d, t, k, a in rows]
 
     def route(self, exchange: str, routing_key: str,
-              headers: dict[str, Any] | None = None) -> "routing.Route":
+              headers: dict[str, Any] | None = None) -> routing.Route:
         """Where a message would go, without publishing it."""
         with self.store.transaction(notify=False) as db:
             return Router(db, check_name("exchange", exchange)).explain(routing_key, headers)

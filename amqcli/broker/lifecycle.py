@@ -111,7 +111,7 @@ def _death_headers(props: Properties, queue: str, reason: str, exchange: str,
     else:
         entry: dict[str, Any] = {
             "count": 1, "reason": reason, "queue": queue,
-            "time": dt.datetime.fromtimestamp(int(now), dt.timezone.utc),
+            "time": dt.datetime.fromtimestamp(int(now), dt.UTC),
             "exchange": exchange, "routing-keys": routing_keys,
         }
         if props.expiration is not None:
@@ -151,7 +151,8 @@ def dead_letter(db: sqlite3.Connection, store: Store, queue: str, rows: Sequence
         seen = {d.get("queue") for d in deaths}
         rejected = any(d.get("reason") == "rejected" for d in deaths)
 
-        def keep(target: str, _props: Properties) -> bool:
+        def keep(target: str, _props: Properties, rejected: bool = rejected,
+                 seen: set = seen) -> bool:
             return rejected or target not in seen  # a cycle without a rejection is dropped
         enqueue(db, store, router, [(dlrk if dlrk is not None else routing_key, new, [body])],
                 now, keep)

@@ -63,7 +63,7 @@ class Properties(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         """The properties that are set, by name."""
-        return {k: v for k, v in zip(self._fields, self) if v is not None}
+        return {k: v for k, v in zip(self._fields, self, strict=True) if v is not None}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Properties:

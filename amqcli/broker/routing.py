@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from .model import Binding, DestinationType, Exchange, ExchangeType
@@ -27,7 +27,7 @@ def topic_matches(binding_key: str, routing_key: str) -> bool:
     """True when a topic binding key matches a routing key (``*`` one word, ``#`` any)."""
     pattern, words = _words(binding_key), _words(routing_key)
 
-    @lru_cache(maxsize=None)
+    @cache
     def match(i: int, j: int) -> bool:
         if i == len(pattern):
             return j == len(words)
