@@ -274,26 +274,21 @@ class RabbitMQBackend:
     def bind(self, source: str, destination: str, routing_key: str = "",
              arguments: dict[str, Any] | None = None,
              destination_type: DestinationType = DestinationType.QUEUE) -> None:
-        check_name("exchange", source)
-        check_name(destination_type.value, destination)
-        if destination_type is DestinationType.QUEUE:
-            self.call(lambda: self.channel.queue_bind(destination, source, routing_key,
-                                                      arguments or None))
-        else:
-            self.call(lambda: self.channel.exchange_bind(destination, source, routing_key,
-                                                         arguments or None))
+        self._binding("bind", source, destination, routing_key, arguments, destination_type)
 
     def unbind(self, source: str, destination: str, routing_key: str = "",
                arguments: dict[str, Any] | None = None,
                destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        self._binding("unbind", source, destination, routing_key, arguments, destination_type)
+
+    def _binding(self, verb: str, source: str, destination: str, routing_key: str,
+                 arguments: dict[str, Any] | None, destination_type: DestinationType) -> None:
+        """queue.bind/unbind or exchange.bind/unbind (pika names them queue_bind, ...)."""
         check_name("exchange", source)
         check_name(destination_type.value, destination)
-        if destination_type is DestinationType.QUEUE:
-            self.call(lambda: self.channel.queue_unbind(destination, source, routing_key,
+        method = f"{destination_type.value}_{verb}"
+        self.call(lambda: getattr(self.channel, method)(destination, source, routing_key,
                                                         arguments or None))
-        else:
-            self.call(lambda: self.channel.exchange_unbind(destination, source, routing_key,
-                                                           arguments or None))
 
     # --- publishing -------------------------------------------------------------------
 
