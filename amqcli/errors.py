@@ -27,6 +27,8 @@ class ExitStatus(IntEnum):
     TIMEOUT = 9  # --timeout passed with nothing received
     NACKED = 10  # the broker refused a message (publisher confirm nack)
     NOT_ALLOWED = 11  # 530/540/503/504: the broker closed the connection
+    COMMAND_FAILED = 12  # --exec: a command run for a message failed
+    CANNOT_LISTEN = 13  # broker serve: the address is in use (a RabbitMQ?) or not allowed
     INTERRUPTED = 130  # Ctrl+C
 
 
@@ -181,6 +183,18 @@ class NothingReceived(AmqError):
     """``--timeout`` passed and no message arrived."""
 
     exit_status = ExitStatus.TIMEOUT
+
+
+class CommandFailed(AmqError):
+    """A command run per message (``--exec``) exited non-zero for one or more messages."""
+
+    exit_status = ExitStatus.COMMAND_FAILED
+
+
+class CannotListen(AmqError):
+    """``amq broker serve`` cannot listen on its address (in use, or not allowed)."""
+
+    exit_status = ExitStatus.CANNOT_LISTEN
 
 
 class Interrupted(AmqError):

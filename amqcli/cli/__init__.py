@@ -63,6 +63,8 @@ def env_of(ctx: typer.Context) -> Environment:
 COMMAND_MODULES = {
     "send": "send", "receive": "receive", "declare": "topology", "bind": "topology",
     "unbind": "topology", "delete": "topology", "purge": "topology", "list": "listing",
+    "rpc": "rpc",
+    "shell": "shell", "repl": "shell", "completion": "completion",
     "route": "route",
 }
 

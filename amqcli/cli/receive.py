@@ -13,8 +13,9 @@ import typer
 from .. import errors
 from ..broker.model import Delivery
 from ..formats import OutputFormat, encode_batch
-from . import app, env_of
+from . import app, env_of, progress
 from .env import Environment
+from .workers import OnFailure, exec_each, exec_settings
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -22,7 +23,10 @@ receive.py), or with -e from an exchange through a fresh exclusive queue bound w
 
 Each message is acknowledged once written out. Formats: pretty (terminal default), raw
 (one body per line: pipe default), body (bodies byte for byte), nul (NUL after each
-body), json (one object per line; `amq send --format json` reads it back)."""
+body), json (one object per line; `amq send --format json` reads it back).
+
+--exec CMD runs CMD for each message instead (body on stdin, metadata in AMQ_*
+variables), --prefetch N of them at once, and acks each message whose CMD exits 0."""
 
 DEFAULT_PREFETCH = 250  # RabbitMQ suggests 100-300 for throughput
 
@@ -47,15 +51,24 @@ def receive(
         "--no-ack", help="Let the broker forget messages as it sends them.")] = False,
     requeue: Annotated[bool, typer.Option(
         "--requeue", help="Look without taking: put the messages back when done.")] = False,
-    prefetch: Annotated[int, typer.Option(
-        "--prefetch", min=1, metavar="N",
-        help="Most unacknowledged messages held at once.")] = DEFAULT_PREFETCH,
+    prefetch: Annotated[int | None, typer.Option(
+        "--prefetch", min=1, metavar="N", show_default=False,
+        help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}); with "
+             "--exec, how many commands run at once (default 1).")] = None,
     format: Annotated[OutputFormat | None, typer.Option(
         "--format", "-F", case_sensitive=False,
         help="Output format (default: pretty on a terminal, raw in a pipe).")] = None,
     null: Annotated[bool, typer.Option("--null", "-0", help="Same as --format nul.")] = False,
     no_declare: Annotated[bool, typer.Option(
         "--no-declare", help="Do not declare the queue first.")] = False,
+    exec_: Annotated[str | None, typer.Option(
+        "--exec", metavar="CMD",
+        help="Run CMD (sh -c) per message: body on stdin, AMQ_* variables; ack on exit 0.")
+    ] = None,
+    on_failure: Annotated[OnFailure | None, typer.Option(
+        "--on-failure", case_sensitive=False, show_default=False,
+        help="With --exec, a failed command's message: requeue (default), or reject "
+             "(dropped, or dead-lettered when the queue has a DLX).")] = None,
 ) -> None:
     env = env_of(ctx)
     if (queue is None) == (exchange is None):
@@ -64,6 +77,9 @@ def receive(
         raise errors.UsageError("-k/--key goes with -e EXCHANGE")
     if requeue and no_ack:
         raise errors.UsageError("--requeue and --no-ack exclude each other")
+    settings = None if exec_ is None and on_failure is None else exec_settings(
+        exec_, prefetch, count, timeout, on_failure,
+        no_ack or requeue or null or format is not None)
     fmt = OutputFormat.NUL if null else format or (
         OutputFormat.PRETTY if env.stdout_isatty else OutputFormat.RAW)
     backend = env.backend()
@@ -72,6 +88,10 @@ def receive(
     elif not no_declare:
         backend.ensure_queue(queue)
     assert queue is not None
+    if settings is not None:
+        exec_each(env, backend, queue, settings)
+        return
+    prefetch = prefetch or DEFAULT_PREFETCH
     if requeue:
         prefetch = count or 0  # hold everything seen, put it all back at the end
     elif count is not None:
@@ -96,6 +116,7 @@ def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: in
              timeout: float | None, prefetch: int, no_ack: bool, requeue: bool) -> int:
     sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack)
     writer = _Writer(env, fmt)
+    bar = progress.for_receive(env, count)
     received = 0
     try:
         while count is None or received < count:
@@ -107,11 +128,13 @@ def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: in
                 break
             written = writer.write(batch)
             received += written
+            bar.advance(written)
             if written and not no_ack and not requeue:
                 sub.ack(batch[written - 1].delivery_tag, multiple=True)
             if written < len(batch):
                 raise BrokenPipeError
     finally:
+        bar.close()
         if requeue and received:
             try:
                 sub.nack(0, multiple=True, requeue=True)

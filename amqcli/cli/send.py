@@ -8,7 +8,7 @@ import typer
 
 from .. import errors
 from ..broker.model import Message, PublishResult
-from . import app, env_of
+from . import app, env_of, progress
 from .parsing import build_properties, parse_headers, parse_properties
 
 SEND_HELP = """Publish a message: to a queue of that name through the default exchange
@@ -76,18 +76,20 @@ def send(
     props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
     sender = _Sender(env, exchange, routing_key, props, not no_declare, confirm,
                      verbose, json_input)
-    if body is not None:
-        data = body.encode("utf-8")
-        if lines or null:
-            sep = b"\n" if lines else b"\0"
-            records = data.split(sep)
-            sender.send(records[:-1] if records and records[-1] == b"" else records)
-        elif json_input:
-            sender.send(data.splitlines())
+    sender.progress = progress.for_send(env, (lines or null or json_input) and not verbose)
+    with sender.progress:
+        if body is not None:
+            data = body.encode("utf-8")
+            if lines or null:
+                sep = b"\n" if lines else b"\0"
+                records = data.split(sep)
+                sender.send(records[:-1] if records and records[-1] == b"" else records)
+            elif json_input:
+                sender.send(data.splitlines())
+            else:
+                sender.send([data])
         else:
-            sender.send([data])
-    else:
-        _send_stream(sender, file, lines or json_input, null)
+            _send_stream(sender, file, lines or json_input, null)
     sender.finish(quiet)
 
 
@@ -127,6 +129,7 @@ class _Sender:
         self.declared: set[str] = set()
         self.total = PublishResult()
         self.first_key = routing_key
+        self.progress = progress.Progress(None)
 
     def send(self, records: list[bytes]) -> None:
         if not records:
@@ -161,6 +164,7 @@ class _Sender:
         t = self.total
         self.total = PublishResult(t.published + result.published,
                                    t.unroutable + result.unroutable, t.nacked + result.nacked)
+        self.progress.advance(result.published)
         if self.verbose:
             self.env.say(f"amq: sent {self.total.published}")
 

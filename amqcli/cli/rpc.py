@@ -1,0 +1,214 @@
+"""``amq rpc call`` and ``amq rpc serve``: request/reply over queues, as in RabbitMQ's RPC
+tutorial.
+
+``call`` publishes a request with ``reply_to`` naming an exclusive server-named queue of
+its own and a fresh ``correlation_id``, and prints the reply carrying that id (as
+``receive`` prints a message). ``serve`` runs a shell command per request through the
+worker pool of ``workers.py`` and publishes the command's stdout to the request's
+``reply_to`` through the default exchange, with the request's ``correlation_id``.
+"""
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+from .. import errors
+from ..broker.model import Delivery, Message, Properties
+from ..formats import OutputFormat
+from . import app, env_of
+from .env import Environment
+from .parsing import build_properties, parse_headers, parse_properties
+from .receive import _Writer as Writer
+from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
+
+rpc_app = typer.Typer(help="Request/reply (RPC) over queues: call a server, or be one.",
+                      no_args_is_help=True)
+app.add_typer(rpc_app, name="rpc")
+
+CALL_HELP = """Send a request to QUEUE and print the reply: the request carries reply_to (an
+exclusive queue of this call's own) and a fresh correlation_id; the first reply with that
+correlation_id is printed, like `amq receive` prints a message (raw in a pipe). The body
+is BODY, --file PATH, or stdin. QUEUE is declared first unless --no-declare (then a
+missing queue exits 7 at once). Exit 9 when --timeout passes without a reply."""
+
+SERVE_HELP = """Serve requests on QUEUE: run CMD (sh -c) for each, with the body on stdin
+and its metadata in AMQ_* variables (as `receive --exec`), publish CMD's stdout to the
+request's reply_to with its correlation_id, then acknowledge the request. A failed CMD
+sends no reply: the request is rejected (or requeued with --on-failure requeue). A request
+without reply_to is acknowledged without running CMD."""
+
+
+@rpc_app.command("call", help=CALL_HELP)
+def call(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(
+        metavar="QUEUE", help="The queue the server consumes.")],
+    body: Annotated[str | None, typer.Argument(
+        metavar="[BODY]", show_default=False, help="Request body (else --file or stdin).")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", "-t", min=0, metavar="SECONDS",
+        help="Give up after this long without a reply (exit 9). Default: wait.")] = None,
+    file: Annotated[str | None, typer.Option(
+        "--file", "-f", metavar="PATH", help="Read the body from a file, byte for byte.")
+    ] = None,
+    headers: Annotated[list[str] | None, typer.Option(
+        "--header", "-H", metavar="K=V", help="Header K=V or K:=JSON; repeat.")] = None,
+    properties: Annotated[list[str] | None, typer.Option(
+        "--property", "-p", metavar="NAME=VALUE",
+        help="A basic property (content_type, correlation_id, ...); repeat.")] = None,
+    format: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-F", case_sensitive=False,
+        help="Output format of the reply (default: pretty on a terminal, raw in a pipe).")
+    ] = None,
+    no_declare: Annotated[bool, typer.Option(
+        "--no-declare", help="Do not declare QUEUE first.")] = False,
+) -> None:
+    env = env_of(ctx)
+    props = _request_properties(properties, headers)
+    payload = _request_body(env, body, file)
+    fmt = format or (OutputFormat.PRETTY if env.stdout_isatty else OutputFormat.RAW)
+    backend = env.backend()
+    if not no_declare:
+        backend.ensure_queue(queue)
+    reply = _call(backend, Message(payload, props, queue), timeout)
+    if reply is None:
+        raise errors.NothingReceived(f"no reply from '{queue}' within {timeout:g}s")
+    if Writer(env, fmt).write([reply]) < 1:
+        raise BrokenPipeError
+
+
+def _request_properties(properties: list[str] | None,
+                        headers: list[str] | None) -> Properties:
+    props = parse_properties(properties)
+    if "reply_to" in props:
+        raise errors.UsageError("rpc call sets reply_to itself (to its own reply queue)")
+    return build_properties(props, parse_headers(headers), False)
+
+
+def _request_body(env: Environment, body: str | None, file: str | None) -> bytes:
+    """BODY, the file's bytes, or all of stdin."""
+    from ..formats import read_all
+    if body is not None and file is not None:
+        raise errors.UsageError("give the body as BODY or --file, not both")
+    if body is not None:
+        return body.encode("utf-8")
+    if file is None:
+        if env.stdin_isatty:
+            raise errors.UsageError("no body: give BODY, --file PATH, or pipe it on stdin")
+        return read_all(env.stdin_fd)
+    try:
+        with open(file, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise errors.UsageError(f"cannot read {file}: {err.strerror}") from None
+
+
+def _call(backend: Any, request: Message, timeout: float | None) -> Delivery | None:
+    """Publish a request with reply_to and a correlation id; its reply, or None in time.
+
+    The reply queue is deleted afterwards rather than left to the connection's end: the
+    shell keeps one connection for a whole session.
+    """
+    reply_queue = backend.declare_queue("", exclusive=True).queue
+    replies = backend.consume(reply_queue, no_ack=True)
+    correlation_id = request.properties.correlation_id or str(uuid.uuid4())
+    props = request.properties._replace(reply_to=reply_queue, correlation_id=correlation_id)
+    if backend.publish("", [request._replace(properties=props)]).unroutable:
+        _drop(backend, replies, reply_queue)
+        raise errors.Unroutable(f"312 NO_ROUTE - there is no queue '{request.routing_key}'",
+                                hint="is the server running? amq rpc serve")
+    reply = _await_reply(replies, correlation_id, timeout)
+    _drop(backend, replies, reply_queue)
+    return reply
+
+
+def _drop(backend: Any, replies: Any, reply_queue: str) -> None:
+    try:
+        replies.cancel()
+        backend.delete_queue(reply_queue)
+    except errors.AmqError:
+        pass  # it goes with the connection anyway
+
+
+def _await_reply(replies: Any, correlation_id: str, timeout: float | None) -> Delivery | None:
+    """The first reply with our correlation id (others are ignored), or None in time."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        for reply in replies.fetch(1, left):
+            if reply.properties.correlation_id == correlation_id:
+                return reply
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+
+
+@rpc_app.command("serve", help=SERVE_HELP)
+def serve(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(
+        metavar="QUEUE", help="The queue of requests.")],
+    command: Annotated[str, typer.Option(
+        "--exec", metavar="CMD", show_default=False,
+        help="The command answering each request: body on stdin, reply on stdout.")],
+    prefetch: Annotated[int, typer.Option(
+        "--prefetch", min=1, metavar="N", help="How many requests are served at once.")] = 1,
+    count: Annotated[int | None, typer.Option(
+        "--count", "-n", min=1, metavar="N", help="Stop after N requests.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", "-t", min=0, metavar="SECONDS",
+        help="Stop when no request arrives for this long (exit 9 if none came at all).")
+    ] = None,
+    on_failure: Annotated[OnFailure, typer.Option(
+        "--on-failure", case_sensitive=False,
+        help="A request whose CMD failed: reject (dropped, or dead-lettered with a DLX) "
+             "or requeue.")] = OnFailure.REJECT,
+    no_declare: Annotated[bool, typer.Option(
+        "--no-declare", help="Do not declare QUEUE first.")] = False,
+) -> None:
+    env = env_of(ctx)
+    if not command.strip():
+        raise errors.UsageError("--exec needs a command")
+    settings = Settings(command, prefetch, count, timeout, on_failure)
+    backend = env.backend()
+    if not no_declare:
+        backend.ensure_queue(queue)
+    sub = backend.consume(queue, prefetch=settings.prefetch)
+    banner = f" [x] Awaiting RPC requests on '{queue}'. To exit press CTRL+C"
+    tally = run_workers(env, sub, settings, Replier(env, backend, sub, on_failure), banner)
+    check_outcome(tally, settings, queue)
+
+
+class Replier:
+    """``rpc serve``: publish a command's stdout to the request's reply_to, then ack."""
+
+    capture = True
+
+    def __init__(self, env: Environment, backend: Any, sub: Any, on_failure: OnFailure) -> None:
+        self.env = env
+        self.backend = backend
+        self.sub = sub
+        self.on_failure = on_failure
+
+    def admit(self, d: Delivery) -> bool:
+        if d.properties.reply_to:
+            return True
+        self.sub.ack(d.delivery_tag)
+        self.env.say(f"amq: a request on '{d.queue}' has no reply_to: acknowledged "
+                     "without running the command")
+        return False
+
+    def settle(self, job: Job) -> bool:
+        if not job.ok:
+            fail(self.env, self.sub, job, self.on_failure)
+            return False
+        request = job.delivery.properties
+        reply = Message(job.read_output(), Properties(correlation_id=request.correlation_id),
+                        request.reply_to or "")
+        if self.backend.publish("", [reply]).unroutable:
+            self.env.say(f"amq: the reply to '{request.reply_to}' reached no queue "
+                         "(the caller gave up?)")
+        self.sub.ack(job.delivery.delivery_tag)
+        return True

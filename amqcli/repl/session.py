@@ -1,0 +1,325 @@
+"""The shell's session: one broker connection kept open, the command lines run through the
+command line's own ``run``, the shell's commands, background subscriptions, and the
+prompt-toolkit loop around them.
+
+A line is split like a shell would (``shlex``) and run by ``amqcli.cli.run`` on the
+session's ``Environment`` (``keep_open``), so the words, help, errors and output are those
+of ``amq WORDS`` on the command line. Ctrl+C interrupts the running command, Ctrl+D leaves.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .. import config, errors
+from ..broker.model import Delivery
+from ..cli import run
+from ..cli.env import Environment
+from ..errors import ExitStatus
+from .catalog import Catalog, Refresher
+from .commands import run_command, shell_group
+from .completer import NOT_IN_THE_SHELL, command_tree, names_in
+from .subscriptions import Source, Subscription, Subscriptions
+from .terminal import Terminal
+
+
+class Terminated(BaseException):
+    """SIGTERM: leave the shell (not just the running command, as Ctrl+C does)."""
+
+
+def history_path() -> str:
+    """``history`` beside the default local store, in the user's data directory."""
+    return os.path.join(os.path.dirname(config.default_store_path()), "history")
+
+
+def environment_like(env: Environment, url: str | None = None,
+                     stdin_fd: int | None = None) -> Environment:
+    """A fresh environment on the same streams (for another broker, or another stdin)."""
+    stdin_isatty = env.stdin_isatty if stdin_fd is None else False
+    return Environment(env.stdin_fd if stdin_fd is None else stdin_fd, env.stdout_fd,
+                       env.stderr, stdin_isatty, env.stdout_isatty, env.stderr_isatty, url=url)
+
+
+class Session:
+    """The state of one shell: its environment (broker), names, subscriptions."""
+
+    def __init__(self, env: Environment, terminal: Terminal | None = None) -> None:
+        self.env = env
+        env.keep_open = True
+        self.terminal = terminal or Terminal(sys.stdout, env.stdout_isatty)
+        self.shell_commands = shell_group()
+        self.tree = command_tree(self.shell_commands)
+        self.global_options = {opt for p in self.tree.params if p.name != "help"
+                               for opt in p.opts + p.secondary_opts}
+        self.catalog = Catalog()
+        self.refresher: Refresher | None = None
+        self.subscriptions = Subscriptions(self._show, self._note)
+        self.display = "(no broker)"
+        self.leaving = False
+
+    # --- the broker ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect (an error is reported; commands try again) and start listing names."""
+        try:
+            url = self.env.broker_url()
+        except errors.AmqError as err:
+            self.report(err)
+            return
+        self.display = url.display
+        self._start_refresher(url)
+        try:
+            self.env.backend()
+        except errors.AmqError as err:
+            self.report(err)
+
+    def _start_refresher(self, url: config.BrokerURL) -> None:
+        if self.refresher is not None:
+            self.refresher.stop(0)
+        self.catalog.clear()  # the same catalog: the prompt's completer holds it
+        self.refresher = Refresher(url, self.catalog).start()
+
+    def connect(self, url: str | None, broker: str | None) -> None:
+        """Switch broker; the old connection closes only once the new one is open."""
+        env = environment_like(self.env, url)
+        env.broker = broker
+        resolved = env.broker_url()
+        env.keep_open = True
+        env.backend()
+        self._close_env()
+        self.subscriptions.stop_all()
+        self.env = env
+        self.display = resolved.display
+        self._start_refresher(resolved)
+        self.say(f"connected to {self.display}")
+
+    def _close_env(self) -> None:
+        self.env.keep_open = False
+        try:
+            self.env.close()
+        except errors.AmqError:
+            pass  # the old broker is gone anyway
+
+    def close(self) -> None:
+        """Leave: stop the subscriptions (their unacked messages go back), disconnect."""
+        self.subscriptions.stop_all()
+        if self.refresher is not None:
+            self.refresher.stop(0.5)
+        self._close_env()
+
+    # --- command lines ------------------------------------------------------------------
+
+    def run_line(self, line: str) -> None:
+        """Run one command line; errors are reported and the session carries on."""
+        try:
+            words = shlex.split(line)
+        except ValueError as err:
+            self.say(f"amq: error: {err}")
+            return
+        if not words or words[0].startswith("#"):
+            return
+        self._dispatch(words)
+        for kind, name in names_in(self.tree, words):
+            self.catalog.saw(kind, name)
+        if self.refresher is not None:
+            self.refresher.poke()
+
+    def _dispatch(self, words: list[str]) -> None:
+        first = words[0]
+        if first in self.shell_commands.commands:
+            run_command(self, self.shell_commands, words)
+        elif first in NOT_IN_THE_SHELL:
+            self.say("amq: error: already in the shell")
+        elif first.partition("=")[0] in self.global_options:
+            run(words, environment_like(self.env))  # another broker, for this line only
+        else:
+            run(words, self.env)
+
+    def help(self, words: list[str]) -> None:
+        if words and words[0] in self.shell_commands.commands:
+            run_command(self, self.shell_commands, [words[0], "--help"])
+            return
+        run([*words, "--help"], self.env)
+        if not words:
+            self._shell_commands_help()
+
+    def _shell_commands_help(self) -> None:
+        lines = ["", "Shell commands:"]
+        for name, command in self.shell_commands.commands.items():
+            if not command.hidden:
+                lines.append(f"  {name:<15}{command.get_short_help_str(60)}")
+        lines.append("  Ctrl+C cancels the running command, Ctrl+R searches the history, "
+                     "Ctrl+D leaves.")
+        self.out("\n".join(lines))
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    def subscribe(self, source: Source) -> Subscription:
+        sub = self.subscriptions.start(self.env.broker_url(), source)
+        self.say(f"subscription {sub.id}: messages of '{sub.queue}' will show above the "
+                 "prompt (unsubscribe to stop)")
+        return sub
+
+    def list_subscriptions(self) -> None:
+        subs = self.subscriptions.active()
+        if not subs:
+            self.say("no subscriptions")
+            return
+        rows = [f"{s.id}\t{s.queue}\t{s.source.exchange or ''}\t{s.received}" for s in subs]
+        self.out("\n".join(["id\tqueue\texchange\treceived", *rows]))
+
+    def unsubscribe(self, target: str | None) -> None:
+        found = self.subscriptions.active() if target is None else \
+            self.subscriptions.find(target)
+        if not found:
+            raise errors.UsageError(f"no subscription {target!r} (see `subscriptions`)")
+        self.subscriptions.stop(found)
+        for sub in found:
+            self.say(f"subscription {sub.id} ({sub.source.name}) stopped")
+
+    def _show(self, sub: Subscription, delivery: Delivery) -> None:
+        self.terminal.write(render_delivery(delivery, sub.received, self.terminal.is_terminal))
+
+    def _note(self, text: str) -> None:
+        self.terminal.write(text + "\n")
+
+    # --- output -------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.env.say(text)
+
+    def out(self, text: str) -> None:
+        os.write(self.env.stdout_fd, (text + "\n").encode())
+
+    def report(self, err: errors.AmqError) -> None:
+        self.say(f"amq: error: {err}" + (f" ({err.hint})" if err.hint else ""))
+
+    def toolbar(self) -> str:
+        count = len(self.subscriptions.active())
+        subs = f" · {count} subscription{'s' if count != 1 else ''}" if count else ""
+        return f" {self.display}{subs} · help · Ctrl+D leaves"
+
+
+def render_delivery(delivery: Delivery, number: int, terminal: bool) -> str:
+    """A message as ``amq receive`` shows it: pretty on a terminal, else its body."""
+    if not terminal:
+        from ..formats import OutputFormat, encode_batch
+        data = b"".join(encode_batch([delivery], OutputFormat.RAW))
+        return data.decode("utf-8", "replace")
+    from rich.console import Console
+
+    from ..render import MessagePrinter
+    console = Console(file=io.StringIO(), force_terminal=True, highlight=False,
+                      soft_wrap=True)
+    with console.capture() as captured:
+        MessagePrinter(console).print(delivery, number)
+    return captured.get()
+
+
+# --- the loops --------------------------------------------------------------------------
+
+def prompt_session(session: Session, input: Any = None, output: Any = None) -> Any:
+    """A prompt-toolkit ``PromptSession`` on the session (a real terminal by default)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+
+    from .completer import CommandCompleter
+    return PromptSession(
+        "amq> ", completer=CommandCompleter(session.tree, session.catalog),
+        complete_while_typing=True, complete_in_thread=True, history=_history(session),
+        auto_suggest=AutoSuggestFromHistory(), bottom_toolbar=session.toolbar,
+        input=input, output=output)
+
+
+def _history(session: Session) -> Any:
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    path = history_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as err:
+        session.say(f"amq: warning: history not kept: cannot write {path}: {err.strerror}")
+        return InMemoryHistory()
+    return FileHistory(path)
+
+
+def interactive(session: Session, prompt: Any) -> None:
+    """Read and run lines until Ctrl+D or ``exit``."""
+    while not session.leaving:
+        try:
+            with session.terminal.prompting():
+                line = prompt.prompt()
+        except KeyboardInterrupt:
+            continue  # Ctrl+C at the prompt: a fresh line
+        except EOFError:
+            break
+        try:
+            session.run_line(line)
+        except KeyboardInterrupt:
+            pass
+
+
+def scripted(session: Session, lines: Any) -> None:
+    """Run lines from a pipe or file, one command each, without a prompt."""
+    for line in lines:
+        if session.leaving:
+            break
+        session.run_line(line)
+
+
+@contextmanager
+def _sigterm_leaves() -> Iterator[None]:
+    def terminate(_signo: int, _frame: Any) -> None:
+        raise Terminated
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_shell(env: Environment) -> ExitStatus:
+    """``amq shell``: the interactive loop on a terminal, else commands read from stdin."""
+    if env.stdin_isatty and env.stdout_isatty:
+        session = Session(env)
+        return _run(session, lambda: _prompt_loop(session))
+    # The lines come from stdin: the commands get an empty stdin (`send q` sends an empty
+    # body), as the commands of a shell script would if the shell kept reading it.
+    lines = io.TextIOWrapper(os.fdopen(env.stdin_fd, "rb", closefd=False),
+                             encoding="utf-8", errors="replace")
+    with open(os.devnull, "rb") as nothing:
+        scripted_env = environment_like(env, env.url, stdin_fd=nothing.fileno())
+        scripted_env.broker = env.broker
+        session = Session(scripted_env)
+        return _run(session, lambda: scripted(session, lines))
+
+
+def _prompt_loop(session: Session) -> None:
+    session.say(f"amq shell on {session.display}: Tab completes, `help` lists the commands, "
+                "Ctrl+D leaves.")
+    interactive(session, prompt_session(session))
+
+
+def _run(session: Session, loop: Callable[[], None]) -> ExitStatus:
+    """Open the session, run the loop, and always close (SIGTERM included)."""
+    with _sigterm_leaves():
+        try:
+            session.open()
+            loop()
+        except Terminated:
+            return ExitStatus.INTERRUPTED
+        finally:
+            session.close()
+    return ExitStatus.OK
