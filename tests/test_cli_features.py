@@ -317,3 +317,31 @@ def test_streams_are_refused_by_the_local_broker(amq, name):
         pytest.skip("RabbitMQ supports streams; the local broker refuses them (README)")
     r = amq("declare", "queue", name(), "--type", "stream", "--durable", expect=4)
     assert "stream" in r.stderr
+
+
+# --- rejection and the retry loop -------------------------------------------------------
+
+def test_rejected_messages_are_dead_lettered_and_deaths_aggregate(amq, name):
+    """The classic retry loop: work -> (reject) -> retry queue -> (expire) -> work."""
+    work_x, retry_x, work, retry = name("work-x"), name("retry-x"), name("work"), name("retry")
+    amq("declare", "exchange", work_x, "--type", "fanout")
+    amq("declare", "exchange", retry_x, "--type", "fanout")
+    amq("declare", "queue", work, "--dlx", retry_x)
+    amq("declare", "queue", retry, "--ttl", "100", "--dlx", work_x)
+    amq("bind", work_x, work)
+    amq("bind", retry_x, retry)
+    amq("send", "-e", work_x, "job", "payload")
+    amq("receive", work, "--exec", "cat >/dev/null; exit 1", "--on-failure", "reject",
+        "--count", "2", timeout=60, expect=12)
+    [m] = amq("receive", work, "--count", "1", "--format", "json", timeout=60).json_lines()
+    assert m["body"] == "payload" and m["exchange"] == work_x
+    deaths = [{k: d[k] for k in ("queue", "reason", "count", "exchange", "routing-keys")}
+              for d in m["headers"]["x-death"]]
+    assert deaths == [
+        {"queue": retry, "reason": "expired", "count": 2, "exchange": retry_x,
+         "routing-keys": ["job"]},
+        {"queue": work, "reason": "rejected", "count": 2, "exchange": work_x,
+         "routing-keys": ["job"]},
+    ]
+    assert m["headers"]["x-first-death-queue"] == work
+    assert m["headers"]["x-first-death-reason"] == "rejected"
