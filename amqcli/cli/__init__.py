@@ -65,7 +65,7 @@ COMMAND_MODULES = {
     "unbind": "topology", "delete": "topology", "purge": "topology", "list": "listing",
     "rpc": "rpc",
     "shell": "shell", "repl": "shell", "completion": "completion",
-    "route": "route",
+    "route": "route", "broker": "broker_cmd",
 }
 
 

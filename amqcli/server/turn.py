@@ -1,0 +1,122 @@
+"""One store transaction per turn of the event loop, with the output held until it commits.
+
+Everything the server does to the store while handling the reads of one loop turn
+(publishes, acks, declares, on every connection) and the delivery pass that follows goes
+into one transaction: one commit instead of one per operation, which is most of the cost
+of a message at low rates. The turn ends with a callback scheduled when it began; that
+callback runs the delivery pass if one was asked for, commits, and only then writes what
+the turn produced to the sockets, so that no client hears of a publish, an ack or a
+delivery the store might still lose (a confirm is sent after the commit, never before).
+
+If something other than an AMQP error went wrong in the turn (a bug, a failing store),
+the transaction is rolled back and the connections that took part are dropped: their
+in-memory state no longer matches the store, and dropping them requeues what they held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..broker.store import Store
+    from .connection import AMQPConnection
+
+log = logging.getLogger("amq.server")
+
+
+class Turn:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.on_pass: Callable[[], None] = lambda: None  # the dispatcher's delivery pass
+        self._open: AbstractContextManager[Any] | None = None
+        self._scheduled = False
+        self._pass_wanted = False
+        self._failed: BaseException | None = None
+        self.held: dict[AMQPConnection, list[bytes]] = {}
+        self.involved: set[AMQPConnection] = set()
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        return self._open is not None
+
+    def begin(self, conn: AMQPConnection | None = None) -> None:
+        """Before store work: open the turn's transaction if it is not open yet."""
+        if conn is not None:
+            self.involved.add(conn)
+        if self._open is None and not self._closed:
+            self._begin()
+            self._schedule()
+
+    def want_pass(self) -> None:
+        """Ask for a delivery pass at the end of this turn (or of the next one)."""
+        self._pass_wanted = True
+        self._schedule()
+
+    def hold(self, conn: AMQPConnection, data: bytes) -> bool:
+        """Keep output for after the commit; False when no transaction is open."""
+        if self._open is None:
+            return False
+        self.held.setdefault(conn, []).append(data)
+        return True
+
+    def fail(self, err: BaseException) -> None:
+        """Something went wrong mid-turn: roll the turn back when it ends."""
+        if self._open is not None and self._failed is None:
+            self._failed = err
+
+    # --- the end of a turn ------------------------------------------------------------
+
+    def close(self) -> None:
+        """The server is stopping: end the open turn now, start no other."""
+        self._pass_wanted = False
+        self._commit()
+        self._closed = True
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._closed:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._end)
+
+    def _begin(self) -> None:
+        opened = self.store.transaction(notify=False)
+        opened.__enter__()
+        self._open = opened
+
+    def _end(self) -> None:
+        self._scheduled = False
+        if self._closed:
+            return
+        if self._pass_wanted:
+            self._pass_wanted = False
+            if self._open is None:
+                self._begin()
+            self.on_pass()  # may want another pass: that one ends the next turn
+        self._commit()
+
+    def _commit(self) -> None:
+        opened, self._open = self._open, None
+        held, self.held = self.held, {}
+        involved, self.involved = self.involved, set()
+        failed, self._failed = self._failed, None
+        if opened is None:
+            return
+        try:
+            if failed is None:
+                opened.__exit__(None, None, None)
+            else:
+                opened.__exit__(type(failed), failed, failed.__traceback__)
+        except BaseException as err:
+            if err is not failed:
+                log.error("committing to the store failed", exc_info=err)
+            failed = failed or err
+        if failed is not None:
+            for conn in involved | set(held):
+                conn.abandon()
+            return
+        for conn, parts in held.items():
+            conn.send_held(b"".join(parts))
