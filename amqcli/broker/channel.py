@@ -211,6 +211,22 @@ class Channel:
             self._release(db, self._lazy_acks, requeue=False)
             self._lazy_acks = []
 
+    def flush(self, db: sqlite3.Connection | None = None) -> None:
+        """Write lazy acks to the store now (within ``db``'s transaction when given)."""
+        if not self._lazy_acks:
+            return
+        if db is not None:
+            self._flush_acks(db)
+        else:
+            with self.store.transaction(notify=False) as tx:
+                self._flush_acks(tx)
+
+    def reserve_tag(self) -> int:
+        """A delivery tag for a message delivered outside the store (direct reply-to)."""
+        tag = self.next_tag
+        self.next_tag += 1
+        return tag
+
     def ack(self, tag: int, multiple: bool = False, lazy: bool = False) -> None:
         """``basic.ack``. With ``lazy`` the store learns of it with the next claim or the
         close: until then a crash redelivers the messages, it never loses them."""

@@ -5,6 +5,10 @@ one AMQP connection: it owns its exclusive queues and (through its channels, see
 ``channel.py``) its consumers and unacknowledged deliveries. A connection of a process
 that died (kill -9 included) is cleaned up by the next process that sweeps: its unacked
 messages go back to their queues flagged redelivered, its exclusive queues are deleted.
+
+A rule the AMQP server relies on: a method that raises a ``BrokerError`` does so before
+it has written anything, so a failed call leaves the store (and the caller's enclosing
+transaction) as it was.
 """
 
 from __future__ import annotations
@@ -81,8 +85,11 @@ class Broker:
         self.store = Store(path)
         self._last_sweep = 0.0
 
-    def connect(self, name: str = "") -> Connection:
-        self.sweep()
+    def connect(self, name: str = "", sweep: bool = True) -> Connection:
+        """A new connection. ``sweep=False`` for a server opening many: it sweeps on its
+        own schedule (``sweep_if_due``) instead of once per connection."""
+        if sweep:
+            self.sweep()
         pid, started = process.identity()
         with self.store.transaction() as db:
             cur = db.execute(
@@ -106,6 +113,17 @@ class Broker:
             with self.store.transaction() as db:
                 lifecycle.expire(db, self.store)
         return len(dead)
+
+    def ready_queues(self, names: Sequence[str]) -> dict[str, bool]:
+        """Of these queues, those that exist, each with whether it has ready messages."""
+        found: dict[str, bool] = {}
+        for i in range(0, len(names), 500):
+            chunk = list(names[i:i + 500])
+            found.update((name, bool(ready)) for name, ready in self.store.read(
+                "SELECT name, EXISTS (SELECT 1 FROM messages m WHERE m.queue = q.name "
+                "AND m.owner IS NULL) FROM queues q "
+                f"WHERE q.name IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def sweep_if_due(self) -> None:
         if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL:

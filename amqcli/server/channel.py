@@ -256,8 +256,7 @@ class ServerChannel:
 
     def deliver_direct(self, tag: str, message: Message) -> None:
         """A direct reply-to message for this channel's reply consumer (no-ack)."""
-        delivery_tag = self.engine.next_tag  # the channel's tags count these too
-        self.engine.next_tag += 1
+        delivery_tag = self.engine.reserve_tag()  # the channel's tags count these too
         self.connection.write(
             self.encoder.frame(tag, delivery_tag, False, message.exchange, message.routing_key)
             + frames.content_frames(self.number, frames.encode_properties(message.properties),
@@ -298,8 +297,7 @@ class ServerChannel:
         full, self.full = self.full, False
         if self.acks_pending and not self.engine.closed:
             self.acks_pending = False
-            with self.engine.store.transaction(notify=False) as db:
-                self.engine._flush_acks(db)  # needs a public Channel.flush(): see the report
+            self.engine.flush()
         return full
 
     # --- names ------------------------------------------------------------------------

@@ -310,7 +310,9 @@ class AMQPConnection(asyncio.Protocol):
     def _open(self, m: C.Connection.Open) -> None:
         if m.virtual_host != "/":
             raise errors.NotAllowed(f"vhost {m.virtual_host} not found")
-        self.engine = self.server.broker.connect(f"amqp {self.name} user {self.user}")
+        # The server sweeps for dead connections on its own schedule, not per login.
+        self.engine = self.server.broker.connect(f"amqp {self.name} user {self.user}",
+                                                 sweep=False)
         self.state = State.OPEN
         self.write(frames.method_frame(frames.build(C.Connection.OpenOk, ""), 0))
         log.info("connection %s: user '%s' authenticated and granted access to vhost '/'",

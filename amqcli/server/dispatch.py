@@ -140,14 +140,7 @@ class Dispatcher:
 
     def _ready(self, names: Sequence[str]) -> dict[str, bool]:
         """Of these queues, those that exist, each with whether it has ready messages."""
-        found: dict[str, bool] = {}
-        for i in range(0, len(names), 500):
-            chunk = names[i:i + 500]
-            found.update((name, bool(ready)) for name, ready in self.store.read(
-                "SELECT name, EXISTS (SELECT 1 FROM messages m WHERE m.queue = q.name "
-                "AND m.owner IS NULL) FROM queues q "
-                f"WHERE q.name IN ({','.join('?' * len(chunk))})", list(chunk)))
-        return found
+        return self.broker.ready_queues(names)
 
     # --- the watcher ----------------------------------------------------------------
 
