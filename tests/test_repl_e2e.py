@@ -164,3 +164,16 @@ def test_not_a_terminal_is_no_problem(amq: Any, tmp_path: Any) -> None:
                  env=amq.env(XDG_DATA_HOME=str(tmp_path / "data")))
     assert "amq.topic" in result.out
     assert not os.path.exists(tmp_path / "data" / "amq" / "history")
+
+
+def test_a_tab_typed_right_after_the_word_still_completes(shell: Shell, amq: Any,
+                                                          name: Any) -> None:
+    """A fast typist (or a paste): the Tab arrives while the as-you-type completion of the
+    same keystrokes is still running, and must not be lost."""
+    q = name("fast")
+    shell.child.send("dec\t")
+    time.sleep(0.3)
+    shell.run(f" queue {q}", re.escape(f"queue '{q}': 0 messages ready"))
+    shell.child.send("list q\t")
+    time.sleep(0.3)
+    shell.run("", re.escape(q))

@@ -231,11 +231,34 @@ def prompt_session(session: Session, input: Any = None, output: Any = None) -> A
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 
     from .completer import CommandCompleter
+    completer = CommandCompleter(session.tree, session.catalog)
     return PromptSession(
-        "amq> ", completer=CommandCompleter(session.tree, session.catalog),
+        "amq> ", completer=completer, key_bindings=_tab_binding(completer),
         complete_while_typing=True, complete_in_thread=True, history=_history(session),
         auto_suggest=AutoSuggestFromHistory(), bottom_toolbar=session.toolbar,
         input=input, output=output)
+
+
+def _tab_binding(completer: Any) -> Any:
+    """Tab that completes at once, even while the as-you-type completion is still running
+    (prompt-toolkit then drops a Tab's own request: a fast typist's Tab would be lost).
+    The completer is quick (names come from a catalog refreshed in the background)."""
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.filters import has_completions
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+
+    @bindings.add("tab", filter=~has_completions)
+    def _complete(event: Any) -> None:
+        buffer = event.current_buffer
+        found = list(completer.get_completions(buffer.document,
+                                               CompleteEvent(completion_requested=True)))
+        if len(found) == 1:
+            buffer.apply_completion(found[0])
+        elif found:
+            buffer.start_completion(insert_common_part=True)
+    return bindings
 
 
 def _history(session: Session) -> Any:
