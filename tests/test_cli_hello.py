@@ -97,3 +97,11 @@ def test_help_lists_the_commands(amq):
         assert command in out
     assert "Usage: amq send" in amq("send", "--help").out
     assert subprocess.run(["true"]).returncode == 0
+
+
+def test_empty_routing_key_on_the_default_exchange_declares_nothing(amq):
+    before = set(amq.queue_names())
+    r = amq("send", "", "x", expect=7)
+    assert "NO_ROUTE" in r.stderr
+    assert set(amq.queue_names()) == before
+    amq("receive", "", "--count", "1", expect=2)

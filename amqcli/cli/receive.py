@@ -73,6 +73,8 @@ def receive(
     env = env_of(ctx)
     if (queue is None) == (exchange is None):
         raise errors.UsageError("give a QUEUE, or -e EXCHANGE to subscribe (not both)")
+    if queue == "":
+        raise errors.UsageError('QUEUE is empty: name a queue, or use -e EXCHANGE')
     if keys and exchange is None:
         raise errors.UsageError("-k/--key goes with -e EXCHANGE")
     if requeue and no_ack:

@@ -155,8 +155,10 @@ class _Sender:
                 self.exchange, self.routing_key, self.props, records, confirm=self.confirm))
 
     def _declare(self, queues: set[str]) -> None:
+        """Declare default-exchange targets first, as the tutorial's send.py does (not
+        "": that would make a server-named queue, which nothing routes to)."""
         if self.declare:
-            for name in queues - self.declared:
+            for name in queues - self.declared - {""}:
                 self.backend.ensure_queue(name)
                 self.declared.add(name)
 
