@@ -192,3 +192,9 @@ def test_bindings_list_shows_default_and_explicit_bindings(amq, name):
             "arguments": {}} in rows
     tsv = [line.split("\t") for line in amq("list", "bindings").lines]
     assert [x, q, "queue", "a.#", ""] in tsv
+
+
+def test_bulk_send_to_missing_exchange_is_not_found(amq, name):
+    lines = "".join(f"{i}\n" for i in range(50_000))  # several batches on the way
+    r = amq("send", "-e", name("nox"), "k", "--lines", input=lines, expect=3)
+    assert "NOT_FOUND" in r.stderr and len(r.stderr.strip().splitlines()) == 1

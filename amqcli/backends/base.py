@@ -79,14 +79,20 @@ class Backend(Protocol):
         """``queue.unbind`` (or ``exchange.unbind``); a missing binding is fine."""
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
-                confirm: bool = False) -> PublishResult:
+                confirm: bool = False, sync: bool = True) -> PublishResult:
         """Publish with ``mandatory`` set and count what reached no queue. ``confirm``
         waits for the broker to take responsibility for every message (publisher confirms);
-        the local broker's commit is that confirmation."""
+        the local broker's commit is that confirmation. ``sync=False`` (bulk sends) may
+        leave returns still to come: ``flush_publishes`` then collects them."""
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
-                       bodies: Sequence[bytes], *, confirm: bool = False) -> PublishResult:
+                       bodies: Sequence[bytes], *, confirm: bool = False,
+                       sync: bool = True) -> PublishResult:
         """``publish`` for many bodies sharing a routing key and properties (bulk sends)."""
+
+    def flush_publishes(self) -> PublishResult:
+        """Wait until every return and nack of earlier ``sync=False`` publishes is in;
+        those (``unroutable``, ``nacked``), counted since the last flush."""
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
                 exclusive: bool = False) -> Subscription:

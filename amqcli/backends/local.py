@@ -104,12 +104,16 @@ class LocalBackend:
         self.connection.unbind(source, destination, routing_key, arguments, destination_type)
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
-                confirm: bool = False) -> PublishResult:
+                confirm: bool = False, sync: bool = True) -> PublishResult:
         return _result(self.connection.publish(exchange, messages))
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
-                       bodies: Sequence[bytes], *, confirm: bool = False) -> PublishResult:
+                       bodies: Sequence[bytes], *, confirm: bool = False,
+                       sync: bool = True) -> PublishResult:
         return _result(self.connection.publish_bodies(exchange, routing_key, properties, bodies))
+
+    def flush_publishes(self) -> PublishResult:
+        return PublishResult()  # each publish is one committed transaction: nothing waits
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
                 exclusive: bool = False) -> LocalSubscription:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -32,6 +33,9 @@ from ..broker.routing import Route
 from ..config import BrokerURL
 
 CONNECT_TIMEOUT = 10.0
+_FRAME = struct.Struct(">BHI")  # frame type, channel, payload size
+_HEADER_FRAME = struct.Struct(">BHIHxxQ")  # + content class, weight, body size
+_FRAME_END = b"\xce"
 
 
 def _broker_error(err: Exception) -> errors.AmqError:
@@ -126,6 +130,8 @@ class RabbitMQBackend:
         self._returned = 0
         self._nacked = 0
         self._pending_confirms = 0
+        self._unsynced = False  # publishes written since the last round trip
+        self._publishing: BlockingChannel | None = None  # the channel they went on
 
     # --- connection -----------------------------------------------------------------
 
@@ -324,47 +330,109 @@ class RabbitMQBackend:
         self.call(lambda: self.connection._flush_output(condition))
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
-                confirm: bool = False) -> PublishResult:
+                confirm: bool = False, sync: bool = True) -> PublishResult:
         groups: list[tuple[str, Properties, list[bytes]]] = []
         for m in messages:
             if groups and groups[-1][0] == m.routing_key and groups[-1][1] is m.properties:
                 groups[-1][2].append(m.body)
             else:
                 groups.append((m.routing_key, m.properties, [m.body]))
-        return self._publish(exchange, groups, confirm)
+        return self._publish(exchange, groups, confirm, sync)
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
-                       bodies: Sequence[bytes], *, confirm: bool = False) -> PublishResult:
-        return self._publish(exchange, [(routing_key, properties, bodies)], confirm)
+                       bodies: Sequence[bytes], *, confirm: bool = False,
+                       sync: bool = True) -> PublishResult:
+        return self._publish(exchange, [(routing_key, properties, bodies)], confirm, sync)
+
+    def flush_publishes(self) -> PublishResult:
+        """A round trip on the channel: every return for what was published before it has
+        arrived when its answer does (and a channel error shows here). What came back."""
+        if self._unsynced:
+            ch = self._publishing  # not self.channel: that would reopen a closed one
+            self._raise_if_closed(ch)
+            try:
+                self.call(lambda: ch.basic_qos(prefetch_count=0))
+                self.call(lambda: self.connection.process_data_events(time_limit=0))
+            except pex.AMQPError as err:
+                self._channel = None
+                raise _broker_error(err) from None
+            self._unsynced = False
+        result = PublishResult(0, self._returned, self._nacked)
+        self._returned = self._nacked = 0
+        return result
 
     def _publish(self, exchange: str, groups: Sequence[tuple[str, Properties, Sequence[bytes]]],
-                 confirm: bool) -> PublishResult:
+                 confirm: bool, sync: bool) -> PublishResult:
+        """Write the publishes; with ``confirm`` wait for the broker's confirms, else (with
+        ``sync=False``) only for the socket to take them, leaving the round trip that
+        collects returns to ``flush_publishes``: bulk sends stream without a stall per
+        batch."""
         check_name("exchange", exchange)
-        ch = self.channel
+        ch = self._publishing = self.channel
         if confirm:
             self._select_confirms()
-        self._returned = self._nacked = 0
-        impl = ch._impl
         total = 0
         try:
             for routing_key, props, bodies in groups:
-                pika_props = to_pika(props)
-                publish = impl.basic_publish
-                for body in bodies:
-                    publish(exchange, routing_key, body, pika_props, True)
+                self._write_publishes(ch, exchange, routing_key, props, bodies)
                 total += len(bodies)
                 if confirm:
                     self._pending_confirms += len(bodies)
-            # A round trip on the channel: every return for what was published before it
-            # has arrived when its answer does (and a channel error shows here).
-            self.call(lambda: ch.basic_qos(prefetch_count=0))
-            if confirm:
-                self._wait_until(lambda: self._pending_confirms <= 0)
-            self.call(lambda: self.connection.process_data_events(time_limit=0))
+            self._unsynced = True
+            if confirm:  # returns come before the confirms of the same messages
+                self._wait_until(lambda: self._pending_confirms <= 0 or not ch.is_open)
+                self._raise_if_closed(ch)
+            else:
+                self._wait_until(lambda: True)  # until the socket took everything
         except pex.AMQPError as err:
             self._channel = None
             raise _broker_error(err) from None
-        return PublishResult(total, self._returned, self._nacked)
+        if sync or confirm:
+            result = self.flush_publishes()
+            return PublishResult(total, result.unroutable, result.nacked)
+        return PublishResult(total, 0, 0)
+
+    def _raise_if_closed(self, ch: BlockingChannel | None) -> None:
+        """A channel the broker closed under a stream of publishes: its reason, as an error."""
+        if ch is not None and not ch.is_open:
+            self._unsynced = False
+            reason = getattr(ch, "_closing_reason", None)
+            self._channel = None
+            if isinstance(reason, Exception):
+                raise _broker_error(reason)
+            raise errors.ConnectionLost("the broker closed the channel")
+
+    def _write_publishes(self, ch: BlockingChannel, exchange: str, routing_key: str,
+                         props: Properties, bodies: Sequence[bytes]) -> None:
+        """basic.publish (mandatory) of each body, framed here rather than by pika.
+
+        The method frame and the properties are the same for every body, so they are
+        encoded once, and the frames of many messages go out as one write: pika's
+        per-message framing (three frame objects marshalled apiece) is most of the cost of
+        a bulk send. Byte for byte what pika's ``basic_publish`` writes.
+        """
+        self._raise_if_closed(ch)
+        conn = self.connection._impl
+        number = ch.channel_number
+        method = pika.frame.Method(number, pika.spec.Basic.Publish(
+            exchange=exchange, routing_key=routing_key, mandatory=True)).marshal()
+        encoded = b"".join(to_pika(props).encode())
+        header = _HEADER_FRAME.pack
+        head = _FRAME.pack
+        header_size = 12 + len(encoded)
+        max_body = conn._body_max_length
+        out: list[bytes] = []
+        for body in bodies:
+            size = len(body)
+            out += (method, header(2, number, header_size, 60, size), encoded, _FRAME_END)
+            for start in range(0, size, max_body):
+                chunk = body[start:start + max_body]
+                out += (head(3, number, len(chunk)), chunk, _FRAME_END)
+            if len(out) > 20_000:
+                conn._output_marshaled_frames([b"".join(out)])
+                out.clear()
+        if out:
+            conn._output_marshaled_frames([b"".join(out)])
 
     # --- consuming --------------------------------------------------------------------
 

@@ -146,13 +146,15 @@ class _Sender:
                     groups.append((m.exchange, [m]))
             for exchange, batch in groups:
                 self._declare({m.routing_key for m in batch} if exchange == "" else set())
-                self._tally(self.backend.publish(exchange, batch, confirm=self.confirm))
+                self._tally(self.backend.publish(exchange, batch, confirm=self.confirm,
+                                                 sync=False))
             if self.first_key is None and messages:
                 self.first_key = messages[0].routing_key
         else:
             self._declare({self.routing_key} if self.exchange == "" else set())
             self._tally(self.backend.publish_bodies(
-                self.exchange, self.routing_key, self.props, records, confirm=self.confirm))
+                self.exchange, self.routing_key, self.props, records, confirm=self.confirm,
+                sync=False))
 
     def _declare(self, queues: set[str]) -> None:
         """Declare default-exchange targets first, as the tutorial's send.py does (not
@@ -162,15 +164,16 @@ class _Sender:
                 self.backend.ensure_queue(name)
                 self.declared.add(name)
 
-    def _tally(self, result: PublishResult) -> None:
+    def _tally(self, result: PublishResult, report: bool = True) -> None:
         t = self.total
         self.total = PublishResult(t.published + result.published,
                                    t.unroutable + result.unroutable, t.nacked + result.nacked)
         self.progress.advance(result.published)
-        if self.verbose:
+        if self.verbose and report:
             self.env.say(f"amq: sent {self.total.published}")
 
     def finish(self, quiet: bool) -> None:
+        self._tally(self.backend.flush_publishes(), report=False)
         t = self.total
         where = f"exchange '{self.exchange}'" if self.exchange else "the default exchange"
         if t.nacked and self.confirm:  # without confirms RabbitMQ cannot tell: neither do we
