@@ -298,9 +298,28 @@ def scripted(session: Session, lines: Any) -> None:
         session.run_line(line)
 
 
+def _leave_prompt() -> bool:
+    """Ask a running prompt to end with ``Terminated``; whether one was running. Raising
+    from the signal handler inside prompt-toolkit's event loop would land in its own
+    exception handler ("Press ENTER to continue...") instead."""
+    from prompt_toolkit.application import get_app_or_none
+    app = get_app_or_none()
+    loop = getattr(app, "loop", None)
+    if app is None or not app.is_running or loop is None:
+        return False
+
+    def leave() -> None:
+        if app.is_running and not app.future.done():
+            app.exit(exception=Terminated())
+    loop.call_soon_threadsafe(leave)
+    return True
+
+
 @contextmanager
 def _sigterm_leaves() -> Iterator[None]:
     def terminate(_signo: int, _frame: Any) -> None:
+        if "prompt_toolkit" in sys.modules and _leave_prompt():
+            return
         raise Terminated
     try:
         previous = signal.signal(signal.SIGTERM, terminate)
