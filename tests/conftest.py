@@ -146,6 +146,19 @@ class Amq:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}")
 
+    def subscribe(self, exchange: str, *args: str, **popen: Any) -> tuple[subprocess.Popen, str]:
+        """``amq receive -e EXCHANGE ARGS`` in the background, and the name of the
+        server-named queue it subscribed through, once it exists."""
+        before = set(self.queue_names())
+        receiver = self.popen("receive", "-e", exchange, *args, **popen)
+        try:
+            queue = self.wait_for(lambda: [q for q in self.queue_names() if q not in before],
+                                  what="the subscription queue")[0]
+        except BaseException:
+            kill_and_reap(receiver)
+            raise
+        return receiver, queue
+
     def wait_for_consumers(self, queue: str, count: int = 1) -> None:
         self.wait_for(lambda: (q := self.queue(queue)) and q["consumers"] >= count,
                       what=f"{count} consumer(s) on {queue}")

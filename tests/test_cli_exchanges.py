@@ -139,11 +139,8 @@ def test_delete_exchange_if_unused(amq, name):
 def test_subscribe_to_fanout_through_a_temporary_queue(amq, name):
     x = name("logs")
     amq("declare", "exchange", x, "--type", "fanout")
-    before = set(amq.queue_names())
-    receiver = amq.popen("receive", "-e", x, "--count", "2", "--format", "json")
+    receiver, gen = amq.subscribe(x, "--count", "2", "--format", "json")
     try:
-        gen = amq.wait_for(lambda: [q for q in amq.queue_names() if q not in before],
-                           what="the subscription queue")[0]
         assert gen.startswith("amq.gen-")
         info = amq.wait_for(lambda: (i := amq.queue(gen)) and i["consumers"] == 1 and i,
                             what="the subscriber's consumer")

@@ -148,11 +148,8 @@ def test_list_queues_formats(amq, name):
 def test_exclusive_queue_is_locked_to_its_owner(amq, name):
     x = name("x")
     amq("declare", "exchange", x, "--type", "fanout")
-    before = set(amq.queue_names())
-    receiver = amq.popen("receive", "-e", x)
+    receiver, gen = amq.subscribe(x)
     try:
-        gen = amq.wait_for(lambda: [q for q in amq.queue_names() if q not in before],
-                           what="exclusive queue")[0]
         for args in (("purge", gen), ("declare", "queue", gen, "--passive"),
                      ("receive", gen, "--count", "1"), ("delete", "queue", gen),
                      ("bind", x, gen)):

@@ -33,11 +33,8 @@ def test_kill_9_receiver_returns_unacked_messages_redelivered(amq, name):
 def test_kill_9_subscriber_leaves_no_exclusive_queue(amq, name):
     x = name("x")
     amq("declare", "exchange", x, "--type", "fanout")
-    before = set(amq.queue_names())
-    receiver = amq.popen("receive", "-e", x)
+    receiver, gen = amq.subscribe(x)
     try:
-        gen = amq.wait_for(lambda: [q for q in amq.queue_names() if q not in before],
-                           what="the exclusive queue")[0]
         os.kill(receiver.pid, signal.SIGKILL)
         receiver.wait(timeout=10)
     finally:
