@@ -159,9 +159,17 @@ class Amq:
             raise
         return receiver, queue
 
-    def wait_for_consumers(self, queue: str, count: int = 1) -> None:
-        self.wait_for(lambda: (q := self.queue(queue)) and q["consumers"] >= count,
-                      what=f"{count} consumer(s) on {queue}")
+    def wait_for_consumers(self, queue: str, count: int = 1,
+                           process: subprocess.Popen | None = None) -> None:
+        """Wait until the queue has ``count`` consumers; fail at once, with its stderr, if
+        the consuming ``process`` given ended instead."""
+        def check() -> bool:
+            if process is not None and process.poll() is not None:
+                err = process.stderr.read().decode() if process.stderr else ""
+                raise AssertionError(f"the consumer exited {process.returncode}: {err}")
+            q = self.queue(queue)
+            return bool(q) and q["consumers"] >= count
+        self.wait_for(check, timeout=30, what=f"{count} consumer(s) on {queue}")
 
 
 @pytest.fixture(params=BROKERS)

@@ -10,7 +10,7 @@ def test_receive_waits_then_gets_what_send_publishes(amq, name):
     q = name("hello")
     receiver = amq.popen("receive", q)
     try:
-        amq.wait_for_consumers(q)
+        amq.wait_for_consumers(q, process=receiver)
         amq("send", q, "Hello World!")
         assert receiver.stdout.readline() == b"Hello World!\n"
         amq("send", q, "second")
@@ -35,7 +35,7 @@ def test_sigterm_ends_a_receiver_and_requeues_nothing_lost(amq, name):
     q = name()
     receiver = amq.popen("receive", q)
     try:
-        amq.wait_for_consumers(q)
+        amq.wait_for_consumers(q, process=receiver)
         receiver.send_signal(signal.SIGTERM)
         assert receiver.wait(timeout=10) == 130
     finally:
