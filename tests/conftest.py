@@ -72,6 +72,17 @@ class RabbitCleaner:
 _cleaner = RabbitCleaner()
 
 
+def wait_until(check: Callable[[], Any], what: str = "condition", timeout: float = 15) -> Any:
+    """Poll ``check`` until it returns something true (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @dataclass
 class Result:
     code: int
@@ -138,13 +149,7 @@ class Amq:
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 15,
                  what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = check()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_until(check, what, timeout)
 
     def subscribe(self, exchange: str, *args: str, **popen: Any) -> tuple[subprocess.Popen, str]:
         """``amq receive -e EXCHANGE ARGS`` in the background, and the name of the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,8 @@ from amqcli.repl.completer import completions
 from amqcli.repl.session import Session, history_path, interactive, prompt_session
 from amqcli.repl.subscriptions import Source
 from amqcli.repl.terminal import Terminal
+
+from conftest import wait_until
 
 
 def make_session(url: str, terminal: Terminal | None = None) -> Session:
@@ -48,16 +50,6 @@ def session(amq: Any, data_home: Any) -> Iterator[Session]:
     s = make_session(amq.url)
     yield s
     s.close()
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_lines_run_like_the_command_line(session: Session, name: Any, capfd: Any) -> None:
