@@ -4,16 +4,26 @@ The ``amq`` fixture runs the command line in a subprocess (as users do: separate
 processes sharing a broker) and fails the test on an unexpected exit code, showing
 stderr. Every behaviour test takes ``amq`` and so runs against each broker in
 ``BROKERS``; names come from ``name()`` so tests never collide on a shared RabbitMQ.
+
+On RabbitMQ the tests run in a vhost of their own, made for the test run (through the
+management API, or ``rabbitmqctl`` where the API is off) and deleted after it, so what
+the machine's RabbitMQ already holds, or another run at the same time, cannot meet them.
+Tests that list (``amq list``: RabbitMQ's management API) skip, saying so, when that API
+is not reachable, unless ``AMQ_TEST_REQUIRE_RABBITMQ`` is set (as in CI).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +40,8 @@ RABBITMQ_URL = os.environ.get("AMQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0
 # Set (to 1) in CI: the RabbitMQ tests must run there, so an unreachable broker fails them.
 REQUIRE_RABBITMQ = os.environ.get("AMQ_TEST_REQUIRE_RABBITMQ", "") not in ("", "0")
 _rabbitmq_problem: list[str | None] = []
+# What `amq list` says on RabbitMQ when the management API is not there.
+NO_MANAGEMENT = "listing needs RabbitMQ's management API"
 
 
 def rabbitmq_problem() -> str | None:
@@ -45,6 +57,116 @@ def rabbitmq_problem() -> str | None:
     return _rabbitmq_problem[0]
 
 
+def _management_base() -> str:
+    given = os.environ.get("AMQ_MANAGEMENT_URL")
+    if given:
+        return given.rstrip("/")
+    host = urllib.parse.urlsplit(RABBITMQ_URL).hostname or "127.0.0.1"
+    return f"http://{host}:15672"
+
+
+def management(path: str, method: str = "GET", body: Any = None) -> Any:
+    """A call of the test RabbitMQ's management API (the JSON answer of a GET)."""
+    parts = urllib.parse.urlsplit(RABBITMQ_URL)
+    user = urllib.parse.unquote(parts.username or "guest")
+    password = urllib.parse.unquote(parts.password or "guest")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{_management_base()}/api/{path}", method=method, data=data,
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response) if method == "GET" else None
+
+
+class TestVhost:
+    """The vhost of this test run on the test RabbitMQ, made on first use."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.how = ""  # "management", "rabbitmqctl", or "" (the URL's own vhost)
+
+    def url(self) -> str:
+        """RABBITMQ_URL with this run's vhost (made now if it is not yet)."""
+        if self.name is None:
+            self._make()
+        if not self.how:
+            return RABBITMQ_URL
+        parts = urllib.parse.urlsplit(RABBITMQ_URL)
+        path = "/" + urllib.parse.quote(self.name or "", safe="")
+        return urllib.parse.urlunsplit(parts._replace(path=path))
+
+    def _make(self) -> None:
+        self.name = f"amq-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        user = urllib.parse.unquote(urllib.parse.urlsplit(RABBITMQ_URL).username or "guest")
+        quoted = urllib.parse.quote(self.name, safe="")
+        try:
+            management(f"vhosts/{quoted}", "PUT", {})
+            management(f"permissions/{quoted}/{urllib.parse.quote(user)}", "PUT",
+                       {"configure": ".*", "write": ".*", "read": ".*"})
+            self.how = "management"
+            return
+        except (urllib.error.URLError, OSError):
+            pass
+        ctl = shutil.which("rabbitmqctl")
+        if ctl and urllib.parse.urlsplit(RABBITMQ_URL).hostname in ("127.0.0.1", "localhost"):
+            made = subprocess.run([ctl, "-q", "add_vhost", self.name], capture_output=True,
+                                  timeout=60)
+            if made.returncode == 0:
+                subprocess.run([ctl, "-q", "set_permissions", "-p", self.name, user,
+                                ".*", ".*", ".*"], capture_output=True, timeout=60, check=True)
+                self.how = "rabbitmqctl"
+
+    def delete(self) -> None:
+        if self.how == "management":
+            try:
+                management(f"vhosts/{urllib.parse.quote(self.name or '', safe='')}", "DELETE")
+            except (urllib.error.URLError, OSError):
+                pass
+        elif self.how == "rabbitmqctl":
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name or ""],
+                           capture_output=True, timeout=60)
+
+
+test_vhost = TestVhost()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_test_vhost() -> Iterator[None]:
+    yield
+    test_vhost.delete()
+
+
+def rabbitmq_url() -> str:
+    """The URL the RabbitMQ tests use: the test RabbitMQ, in this run's own vhost."""
+    return test_vhost.url()
+
+
+_management_problem: list[str | None] = []
+
+
+def management_problem() -> str | None:
+    """Why the test RabbitMQ's management API cannot be used (None when it can)."""
+    if not _management_problem:
+        try:
+            management("overview")
+            _management_problem.append(None)
+        except (urllib.error.URLError, OSError) as err:
+            _management_problem.append(
+                f"RabbitMQ's management API is not reachable at {_management_base()} "
+                f"({getattr(err, 'reason', err)}): `amq list` needs it")
+    return _management_problem[0]
+
+
+def require_management() -> None:
+    """Skip (or, where RabbitMQ is required, fail) a test that needs the management API."""
+    problem = management_problem()
+    if problem:
+        if REQUIRE_RABBITMQ:
+            pytest.fail(f"AMQ_TEST_REQUIRE_RABBITMQ is set but {problem}")
+        pytest.skip(problem)
+
+
 class RabbitCleaner:
     """Deletes what a test created on the shared RabbitMQ (tests use unique names)."""
 
@@ -55,7 +177,7 @@ class RabbitCleaner:
         import pika
         import pika.exceptions
         if self.connection is None or not self.connection.is_open:
-            self.connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+            self.connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url()))
         for kind in ("queue", "exchange"):
             for n in names:
                 ch = self.connection.channel()
@@ -110,6 +232,14 @@ class Amq:
     env_extra: dict[str, str] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # names to delete after the test
 
+    @property
+    def vhost(self) -> str:
+        """The vhost error texts name: this run's own on RabbitMQ, ``/`` locally."""
+        if self.broker != "rabbitmq":
+            return "/"
+        path = urllib.parse.urlsplit(self.url).path[1:]
+        return urllib.parse.unquote(path) if path else "/"
+
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ, AMQ_URL=self.url, PYTHONUNBUFFERED="1")
         env.pop("COLUMNS", None)
@@ -125,6 +255,10 @@ class Amq:
             env=env or self.env())
         result = Result(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
         assert "Traceback" not in result.stderr, result.stderr
+        if (expect is not None and result.code != expect and self.broker == "rabbitmq"
+                and NO_MANAGEMENT in result.stderr and not REQUIRE_RABBITMQ
+                and management_problem()):
+            pytest.skip(management_problem() or "")
         if expect is not None:
             assert result.code == expect, (
                 f"amq {' '.join(args)} exited {result.code}, expected {expect}\n"
@@ -188,7 +322,7 @@ def amq(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Amq]:
         if REQUIRE_RABBITMQ:
             pytest.fail(f"AMQ_TEST_REQUIRE_RABBITMQ is set but {problem}")
         pytest.skip(problem)
-    client = Amq("rabbitmq", RABBITMQ_URL,
+    client = Amq("rabbitmq", rabbitmq_url(),
                  env_extra={"AMQ_MANAGEMENT_URL": os.environ.get("AMQ_MANAGEMENT_URL", "")})
     yield client
     if client.created:

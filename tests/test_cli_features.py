@@ -274,6 +274,18 @@ def test_unused_queue_expires(amq, name):
     amq.wait_for(lambda: q not in amq.queue_names(), what="the queue to expire")
 
 
+def test_a_queue_listed_all_along_still_expires(amq, name):
+    """Listing must not renew an unused queue's x-expires lease (on RabbitMQ any operation
+    on the queue does, a passive declare included, so a listing that asked each queue for
+    its counts kept it alive for as long as it ran)."""
+    q = name()
+    amq("declare", "queue", q, "--expires", "1500")
+    deadline = time.monotonic() + 20
+    while q in amq.queue_names():  # `amq list queues`, again and again
+        assert time.monotonic() < deadline, "the queue did not expire while being listed"
+        time.sleep(0.2)
+
+
 def test_quorum_queue_rules(amq, name):
     amq("declare", "queue", name(), "--type", "quorum", "--durable")
     r = amq("declare", "queue", name(), "--type", "quorum", expect=4)

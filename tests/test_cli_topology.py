@@ -27,7 +27,7 @@ def test_unknown_arguments_are_ignored_when_redeclaring(amq, name):
 def test_passive_declare(amq, name):
     q = name()
     r = amq("declare", "queue", q, "--passive", expect=3)
-    assert f"no queue '{q}' in vhost '/'" in r.stderr
+    assert f"no queue '{q}' in vhost '{amq.vhost}'" in r.stderr
     amq("declare", "queue", q)
     amq("send", q, "m")
     assert amq("declare", "queue", q, "--passive").out.strip() == q

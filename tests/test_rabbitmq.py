@@ -15,7 +15,8 @@ import urllib.request
 import pytest
 
 from conftest import (
-    AMQ_CMD, RABBITMQ_URL, REQUIRE_RABBITMQ, Amq, kill_and_reap, rabbitmq_problem,
+    AMQ_CMD, REQUIRE_RABBITMQ, Amq, kill_and_reap, management, rabbitmq_problem, rabbitmq_url,
+    require_management,
 )
 
 HOST, PORT = "127.0.0.1", 5672
@@ -28,7 +29,7 @@ def rabbit(tmp_path):
         if REQUIRE_RABBITMQ:
             pytest.fail(problem)
         pytest.skip(problem)
-    client = Amq("rabbitmq", RABBITMQ_URL)
+    client = Amq("rabbitmq", rabbitmq_url())
     yield client
     if client.created:
         from conftest import _cleaner
@@ -98,7 +99,7 @@ def test_url_query_options_reach_pika(rabbit, name):
 
 
 def test_management_api_unreachable_names_the_plugin(rabbit):
-    env = dict(os.environ, AMQ_URL=RABBITMQ_URL,
+    env = dict(os.environ, AMQ_URL=rabbitmq_url(),
                AMQ_MANAGEMENT_URL=f"http://{HOST}:{free_port()}")
     code, _, err = run("list", "queues", env=env)
     assert code == 8 and "rabbitmq_management" in err
@@ -106,12 +107,17 @@ def test_management_api_unreachable_names_the_plugin(rabbit):
 
 # --- profiles ---------------------------------------------------------------------------
 
+def _vhost_path(client):
+    """The vhost part of the test URL (this run's own vhost, percent-encoded)."""
+    return urllib.parse.urlsplit(client.url).path[1:]
+
+
 def test_broker_profile_with_password_from_environment(rabbit, name, tmp_path):
     q = name()
     config = tmp_path / "config.toml"
     config.write_text(
         '[brokers.local-rabbit]\n'
-        f'url = "amqp://guest@{HOST}:{PORT}/%2F"\n'
+        f'url = "amqp://guest@{HOST}:{PORT}/{_vhost_path(rabbit)}"\n'
         'password_env = "TEST_RABBIT_PASSWORD"\n')
     env = dict(os.environ, AMQ_URL="", AMQ_CONFIG=str(config), TEST_RABBIT_PASSWORD="guest")
     assert run("--broker", "local-rabbit", "send", q, "via profile", env=env)[0] == 0
@@ -131,7 +137,7 @@ def test_default_profile_and_password_file(rabbit, name, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(
         'default = "main"\n[brokers.main]\n'
-        f'url = "amqp://guest@{HOST}:{PORT}/%2F"\npassword_file = "{secret}"\n')
+        f'url = "amqp://guest@{HOST}:{PORT}/{_vhost_path(rabbit)}"\npassword_file = "{secret}"\n')
     env = dict(os.environ, AMQ_URL="", AMQ_CONFIG=str(config))
     assert run("send", q, "default profile", env=env)[0] == 0
     assert rabbit("receive", q, "--count", "1").lines == ["default profile"]
@@ -266,25 +272,18 @@ def test_missing_ca_file_is_a_usage_error(rabbit, tmp_path):
 
 # --- a connection lost mid-stream -------------------------------------------------------
 
-def _management(path, method="GET"):
-    request = urllib.request.Request(
-        f"http://{HOST}:15672/api/{path}", method=method,
-        headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response) if method == "GET" else None
-
-
 def test_connection_closed_mid_stream_is_reported_and_nothing_lost(rabbit, name):
+    require_management()
     q = name()
     rabbit("send", q, "--lines", input="".join(f"{i}\n" for i in range(50)))
     receiver = rabbit.popen("receive", q, "--count", "100", "--prefetch", "10")
     try:
         seen = [receiver.stdout.readline().decode().strip() for _ in range(50)]
         connection = rabbit.wait_for(
-            lambda: [c for c in _management("connections")
+            lambda: [c for c in management("connections")
                      if c.get("client_properties", {}).get("connection_name")
                      == f"amq[{receiver.pid}]"], what="the receiver's connection")[0]
-        _management(f"connections/{urllib.parse.quote(connection['name'], safe='')}",
+        management(f"connections/{urllib.parse.quote(connection['name'], safe='')}",
                     method="DELETE")
         assert receiver.wait(timeout=30) == 8
         err = receiver.stderr.read().decode()

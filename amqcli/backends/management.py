@@ -80,12 +80,23 @@ class ManagementAPI:
                      f"{ENV_MANAGEMENT_URL}") from None
 
     def queues(self) -> list[Queue]:
-        return [Queue(q["name"], bool(q.get("durable")), bool(q.get("exclusive")),
-                      bool(q.get("auto_delete")), q.get("arguments") or {},
-                      int(q.get("messages_ready") or 0),
-                      int(q.get("messages_unacknowledged") or 0),
-                      int(q.get("consumers") or 0))
-                for q in sorted(self.get("queues"), key=lambda q: q["name"])]
+        return [q for q, _ in self.queue_rows()]
+
+    def queue_rows(self) -> list[tuple[Queue, bool]]:
+        """Each queue, and whether it has an ``x-expires`` lease (by argument or policy),
+        which any AMQP operation on it, a passive declare included, would renew."""
+        rows = []
+        for q in sorted(self.get("queues"), key=lambda q: q["name"]):
+            arguments = q.get("arguments") or {}
+            policy = q.get("effective_policy_definition") or {}
+            leased = "x-expires" in arguments or (
+                isinstance(policy, dict) and "expires" in policy)
+            rows.append((Queue(q["name"], bool(q.get("durable")), bool(q.get("exclusive")),
+                               bool(q.get("auto_delete")), arguments,
+                               int(q.get("messages_ready") or 0),
+                               int(q.get("messages_unacknowledged") or 0),
+                               int(q.get("consumers") or 0)), leased))
+        return rows
 
     def exchanges(self) -> list[Exchange]:
         out = []
