@@ -1,7 +1,6 @@
 """What only the RabbitMQ backend has: connecting (URLs, profiles, TLS), its failures, the
 management API, and a connection lost mid-stream."""
 
-import json
 import os
 import signal
 import socket
