@@ -73,63 +73,172 @@ class BrokerError(AmqError):
         return f"{self.reply_code} {self.reply_text}"
 
 
-def _broker_error(name: str, code: int, status: ExitStatus, hard: bool = False) -> type:
-    return type(
-        name,
-        (BrokerError,),
-        {
-            "reply_code": code,
-            "reply_name": _REPLY_NAMES[code],
-            "exit_status": status,
-            "hard": hard,
-            "__doc__": f"AMQP reply code {code} {_REPLY_NAMES[code]}.",
-        },
-    )
+# The broker errors, one class per reply code and level, written out (as pamqp's
+# exceptions module does) so that they can be named, caught and type-checked.
+# ``hard``: the connection closes (connection.close), else only the channel.
+
+class ConnectionForced(BrokerError):
+    """AMQP 320 CONNECTION_FORCED: The broker closed the connection on purpose (an operator, a
+    node shutting down)."""
+
+    reply_code = 320
+    reply_name = "CONNECTION_FORCED"
+    exit_status = ExitStatus.UNREACHABLE
+    hard = True
 
 
-_REPLY_NAMES = {
-    312: "NO_ROUTE",
-    320: "CONNECTION_FORCED",
-    402: "INVALID_PATH",
-    403: "ACCESS_REFUSED",
-    404: "NOT_FOUND",
-    405: "RESOURCE_LOCKED",
-    406: "PRECONDITION_FAILED",
-    501: "FRAME_ERROR",
-    502: "SYNTAX_ERROR",
-    503: "COMMAND_INVALID",
-    504: "CHANNEL_ERROR",
-    505: "UNEXPECTED_FRAME",
-    506: "RESOURCE_ERROR",
-    530: "NOT_ALLOWED",
-    540: "NOT_IMPLEMENTED",
-    541: "INTERNAL_ERROR",
-}
+class InvalidPath(BrokerError):
+    """AMQP 402 INVALID_PATH: A vhost path the broker does not accept."""
 
-AccessRefused = _broker_error("AccessRefused", 403, ExitStatus.ACCESS_REFUSED)
-NotFound = _broker_error("NotFound", 404, ExitStatus.NOT_FOUND)
-ResourceLocked = _broker_error("ResourceLocked", 405, ExitStatus.RESOURCE_LOCKED)
-PreconditionFailed = _broker_error("PreconditionFailed", 406, ExitStatus.PRECONDITION_FAILED)
-ConnectionForced = _broker_error("ConnectionForced", 320, ExitStatus.UNREACHABLE, True)
-InvalidPath = _broker_error("InvalidPath", 402, ExitStatus.NOT_ALLOWED, True)
-FrameError = _broker_error("FrameError", 501, ExitStatus.NOT_ALLOWED, True)
-SyntaxError_ = _broker_error("SyntaxError_", 502, ExitStatus.NOT_ALLOWED, True)
-CommandInvalid = _broker_error("CommandInvalid", 503, ExitStatus.NOT_ALLOWED, True)
-ChannelError = _broker_error("ChannelError", 504, ExitStatus.NOT_ALLOWED, True)
-UnexpectedFrame = _broker_error("UnexpectedFrame", 505, ExitStatus.NOT_ALLOWED, True)
-ResourceError = _broker_error("ResourceError", 506, ExitStatus.ERROR)
-NotAllowed = _broker_error("NotAllowed", 530, ExitStatus.NOT_ALLOWED, True)
-NotImplemented_ = _broker_error("NotImplemented_", 540, ExitStatus.NOT_ALLOWED, True)
-InternalError = _broker_error("InternalError", 541, ExitStatus.ERROR, True)
+    reply_code = 402
+    reply_name = "INVALID_PATH"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
 
+
+class AccessRefused(BrokerError):
+    """AMQP 403 ACCESS_REFUSED: An operation refused on a channel: a reserved ``amq.`` name,
+    the default exchange, an exclusive queue, a permission."""
+
+    reply_code = 403
+    reply_name = "ACCESS_REFUSED"
+    exit_status = ExitStatus.ACCESS_REFUSED
+    hard = False
+
+
+class LoginRefused(BrokerError):
+    """AMQP 403 ACCESS_REFUSED: The login was refused: the connection closes (the same code as
+    ``AccessRefused``, at the connection's level)."""
+
+    reply_code = 403
+    reply_name = "ACCESS_REFUSED"
+    exit_status = ExitStatus.ACCESS_REFUSED
+    hard = True
+
+
+class NotFound(BrokerError):
+    """AMQP 404 NOT_FOUND: No such queue or exchange."""
+
+    reply_code = 404
+    reply_name = "NOT_FOUND"
+    exit_status = ExitStatus.NOT_FOUND
+    hard = False
+
+
+class ResourceLocked(BrokerError):
+    """AMQP 405 RESOURCE_LOCKED: An exclusive queue of another connection."""
+
+    reply_code = 405
+    reply_name = "RESOURCE_LOCKED"
+    exit_status = ExitStatus.RESOURCE_LOCKED
+    hard = False
+
+
+class PreconditionFailed(BrokerError):
+    """AMQP 406 PRECONDITION_FAILED: An inequivalent redeclare, an invalid argument, a queue
+    not empty or in use."""
+
+    reply_code = 406
+    reply_name = "PRECONDITION_FAILED"
+    exit_status = ExitStatus.PRECONDITION_FAILED
+    hard = False
+
+
+class FrameError(BrokerError):
+    """AMQP 501 FRAME_ERROR: A malformed frame."""
+
+    reply_code = 501
+    reply_name = "FRAME_ERROR"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class AMQPSyntaxError(BrokerError):
+    """AMQP 502 SYNTAX_ERROR: A frame with illegal values in its fields."""
+
+    reply_code = 502
+    reply_name = "SYNTAX_ERROR"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class CommandInvalid(BrokerError):
+    """AMQP 503 COMMAND_INVALID: A method that is not allowed in the current state."""
+
+    reply_code = 503
+    reply_name = "COMMAND_INVALID"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class ChannelError(BrokerError):
+    """AMQP 504 CHANNEL_ERROR: A channel used that is not open, or opened twice."""
+
+    reply_code = 504
+    reply_name = "CHANNEL_ERROR"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class UnexpectedFrame(BrokerError):
+    """AMQP 505 UNEXPECTED_FRAME: A frame the broker did not expect at that point (a body
+    without its header...)."""
+
+    reply_code = 505
+    reply_name = "UNEXPECTED_FRAME"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class ResourceError(BrokerError):
+    """AMQP 506 RESOURCE_ERROR: The broker lacks the resources to do what was asked."""
+
+    reply_code = 506
+    reply_name = "RESOURCE_ERROR"
+    exit_status = ExitStatus.ERROR
+    hard = False
+
+
+class NotAllowed(BrokerError):
+    """AMQP 530 NOT_ALLOWED: Not allowed on this connection: an unknown vhost, a negotiation
+    out of bounds."""
+
+    reply_code = 530
+    reply_name = "NOT_ALLOWED"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class AMQPNotImplemented(BrokerError):
+    """AMQP 540 NOT_IMPLEMENTED: A feature of the protocol the broker does not implement."""
+
+    reply_code = 540
+    reply_name = "NOT_IMPLEMENTED"
+    exit_status = ExitStatus.NOT_ALLOWED
+    hard = True
+
+
+class InternalError(BrokerError):
+    """AMQP 541 INTERNAL_ERROR: The broker failed internally."""
+
+    reply_code = 541
+    reply_name = "INTERNAL_ERROR"
+    exit_status = ExitStatus.ERROR
+    hard = True
+
+
+# The channel-level class of each code (the one ``from_reply`` builds for a reply).
 BY_REPLY_CODE: dict[int, type[BrokerError]] = {
     cls.reply_code: cls
     for cls in (
-        AccessRefused, NotFound, ResourceLocked, PreconditionFailed, ConnectionForced,
-        InvalidPath, FrameError, SyntaxError_, CommandInvalid, ChannelError, UnexpectedFrame,
-        ResourceError, NotAllowed, NotImplemented_, InternalError,
+        ConnectionForced, InvalidPath, AccessRefused, NotFound, ResourceLocked,
+        PreconditionFailed, FrameError, AMQPSyntaxError, CommandInvalid, ChannelError,
+        UnexpectedFrame, ResourceError, NotAllowed, AMQPNotImplemented, InternalError,
     )
 }
+_REPLY_NAMES = {cls.reply_code: cls.reply_name for cls in BY_REPLY_CODE.values()
+                if cls.reply_code is not None and cls.reply_name is not None}
+_REPLY_NAMES[312] = "NO_ROUTE"
 
 
 def from_reply(code: int, text: str) -> BrokerError:

@@ -43,7 +43,7 @@ def _broker_error(err: Exception) -> errors.AmqError:
     if isinstance(err, (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker)):
         return errors.from_reply(err.reply_code, err.reply_text)
     if isinstance(err, pex.ProbableAuthenticationError | pex.AuthenticationError):
-        return errors.AccessRefused("login refused: check the user name and password")
+        return errors.LoginRefused("login refused: check the user name and password")
     if isinstance(err, pex.ProbableAccessDeniedError):
         return errors.NotAllowed("access to the vhost refused (does it exist, may the user "
                                  "use it?)")
@@ -191,7 +191,7 @@ class RabbitMQBackend:
 
     def _connect_error(self, err: Exception, where: str) -> errors.AmqError:
         if isinstance(err, (pex.ProbableAuthenticationError, pex.AuthenticationError)):
-            return errors.AccessRefused(
+            return errors.LoginRefused(
                 f"login refused by RabbitMQ at {where}: check the user name and password")
         if isinstance(err, pex.ProbableAccessDeniedError):
             return errors.NotAllowed(

@@ -251,7 +251,7 @@ class Channel:
 
     def recover(self, requeue: bool = True) -> None:
         if not requeue:
-            raise errors.NotImplemented_("requeue=false")
+            raise errors.AMQPNotImplemented("requeue=false")
         if self.unacked:
             self.nack(0, True, True)
 

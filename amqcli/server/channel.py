@@ -319,7 +319,7 @@ def channel_open(ch: ServerChannel, m: C.Channel.Open) -> None:
 
 def channel_flow(ch: ServerChannel, m: C.Channel.Flow) -> None:
     if not m.active:
-        raise errors.NotImplemented_("active=false")
+        raise errors.AMQPNotImplemented("active=false")
     ch.send(C.Channel.FlowOk(True))
 
 
@@ -400,7 +400,7 @@ def queue_delete(ch: ServerChannel, m: C.Queue.Delete) -> None:
 
 def basic_qos(ch: ServerChannel, m: C.Basic.Qos) -> None:
     if m.prefetch_size:
-        raise errors.NotImplemented_(f"prefetch_size!=0 ({m.prefetch_size})")
+        raise errors.AMQPNotImplemented(f"prefetch_size!=0 ({m.prefetch_size})")
     ch.engine.qos(m.prefetch_count, m.global_)
     ch.send(C.Basic.QosOk())
     ch.connection.server.dispatcher.wake()
@@ -449,7 +449,7 @@ def basic_cancel(ch: ServerChannel, m: C.Basic.Cancel) -> None:
 
 def basic_publish(ch: ServerChannel, m: C.Basic.Publish) -> None:
     if m.immediate:
-        raise errors.NotImplemented_("immediate=true")
+        raise errors.AMQPNotImplemented("immediate=true")
     ch.content = _Content(m)
 
 

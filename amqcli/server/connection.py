@@ -283,7 +283,7 @@ class AMQPConnection(asyncio.Protocol):
                     not self.capability("authentication_failure_close"):
                 self._close_transport()
                 return
-            self.fail(None, errors.AccessRefused(
+            self.fail(None, errors.LoginRefused(
                 f"Login was refused using authentication mechanism {m.mechanism}. "
                 "For details see the broker logfile."), (0, 0))
             return
