@@ -67,7 +67,8 @@ def test_a_session(shell: Shell, amq: Any, name: Any, tmp_path: Any) -> None:
     shell.run(f"send {q} hi", "sent 1 message")
     shell.run(f"receive {q} --count 1", r"\r\n  hi\r\n")
     # an error is one line and the shell carries on
-    shell.run("bogus", "No such command 'bogus'")
+    shell.run("bogus", re.escape("amq: error: no such command 'bogus' (`help` lists the "
+                                 "commands)"))
     shell.run("declare queue amq.nope", "403 ACCESS_REFUSED")
     # Ctrl+C cancels a receive waiting forever; the connection stays usable
     shell.run(f"receive {q}", "Waiting for messages")
