@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import AMQ_CMD
+from conftest import AMQ_CMD, Amq
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -155,6 +155,36 @@ def test_welcome_names_the_broker_without_password(amq: Any, tmp_path: Any) -> N
         text = sh.child.before
         assert "amq shell on amqp://guest:****@" in text
         assert "guest:guest" not in text
+    finally:
+        sh.close()
+
+
+def test_connect_with_a_password_keeps_it_out_of_the_history(amq: Any, tmp_path: Any) -> None:
+    if amq.broker != "rabbitmq":
+        pytest.skip("a RabbitMQ URL with a password")
+    sh = Shell(amq, str(tmp_path / "data"))
+    try:
+        sh.run(f"connect {amq.url}", re.escape("connected to amqp://guest:****@"), PROMPT)
+        sh.run(f"--url {amq.url} list exchanges", "amq.topic", PROMPT)
+        sh.child.sendeof()
+        sh.child.expect(pexpect.EOF)
+    finally:
+        sh.close()
+    path = tmp_path / "data" / "amq" / "history"
+    history = path.read_text()
+    assert "+connect amqp://guest:****@127.0.0.1" in history
+    assert "+--url amqp://guest:****@127.0.0.1" in history
+    assert "guest:guest" not in history
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_the_banner_names_the_local_store(amq: Any, tmp_path: Any) -> None:
+    if amq.broker != "local":
+        pytest.skip("the local store")
+    data_home = tmp_path / "data"
+    sh = Shell(Amq("local", "local"), str(data_home))  # the default store
+    try:
+        assert f"amq shell on local:{data_home}/amq/local.db: Tab completes" in sh.child.before
     finally:
         sh.close()
 
