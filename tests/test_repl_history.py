@@ -17,6 +17,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from amqcli.cli.env import Environment
+from amqcli.errors import ExitStatus
 from amqcli.repl.history import mask_line, open_history, secure_history_file
 from amqcli.repl.session import Session, history_path, interactive, prompt_session
 from amqcli.repl.terminal import Terminal
@@ -124,3 +125,25 @@ def test_the_shell_stores_and_recalls_masked_lines(tmp_path: Any, monkeypatch: A
     assert text.count("+connect amqp://app:****@127.0.0.1:1/\n") == 1
     assert "+--url amqp://old:****@h/ list queues\n" in text
     assert stat.S_IMODE(os.stat(history_path()).st_mode) == 0o600
+
+
+def test_a_recalled_masked_url_says_why_it_does_not_log_in(amq: Any, tmp_path: Any,
+                                                          monkeypatch: Any, capfd: Any) -> None:
+    if amq.broker != "rabbitmq":
+        pytest.skip("a RabbitMQ login")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+    env = Environment(stderr=stderr, url=amq.url, stdin_isatty=False, stdout_isatty=False,
+                      stderr_isatty=False)
+    session = Session(env, Terminal(open(os.devnull, "w"), is_terminal=False))  # noqa: SIM115
+    masked = mask_line(f"connect {amq.url}")
+    assert ":****@" in masked
+    try:
+        assert session.run_line(masked) == ExitStatus.ACCESS_REFUSED
+        assert session.run_line(f"--url {amq.url.replace(':guest@', ':****@')} "
+                                "list exchanges") == ExitStatus.ACCESS_REFUSED
+    finally:
+        session.close()
+    _, err = capfd.readouterr()
+    assert err.count("403 ACCESS_REFUSED") == 2
+    assert err.count("passwords are masked in the history") == 2

@@ -140,6 +140,10 @@ class Session:
         if not words or words[0].startswith("#"):
             return ExitStatus.OK
         status = self._dispatch(words)
+        if status is ExitStatus.ACCESS_REFUSED and MASKED in line:
+            self.say("amq: note: passwords are masked in the history, so a recalled line "
+                     "does not log in: keep the password in a profile (connect --broker "
+                     "NAME) or in AMQ_URL")
         for kind, name in names_in(self.tree, words):
             self.catalog.saw(kind, name)
         if self.refresher is not None:
@@ -234,6 +238,7 @@ class Session:
 
 
 HELP_WORDS = ("-h", "--help")
+MASKED = ":****@"  # a URL's password as the history keeps it
 
 
 def command_line_help() -> str:
