@@ -329,11 +329,13 @@ def test_unknown_commands_are_one_line(session: Session, capfd: Any) -> None:
     assert session.run_line("declare bogus x") == ExitStatus.USAGE
     assert session.run_line("--url local:/nowhere.db bogus") == ExitStatus.USAGE
     assert session.run_line("shell") == ExitStatus.USAGE
+    assert session.run_line("help repl") == ExitStatus.USAGE
     assert capfd.readouterr()[1].splitlines() == [
         ("amq: error: no such command 'delcare' (did you mean 'declare'? `help` lists the "
          "commands)"),
         "amq: error: no such command 'declare bogus' (declare: queue, exchange)",
         "amq: error: no such command 'bogus' (`help` lists the commands)",
+        "amq: error: already in the shell",
         "amq: error: already in the shell",
     ]
 

@@ -155,8 +155,7 @@ class Session:
         if first in self.shell_commands.commands:
             return run_command(self, self.shell_commands, words)
         if first in NOT_IN_THE_SHELL:
-            self.say("amq: error: already in the shell")
-            return ExitStatus.USAGE
+            return self._already_in()
         if first in HELP_WORDS:
             return self.help([])
         unknown = unknown_command(self.tree, words, self.global_options)
@@ -170,6 +169,8 @@ class Session:
     def help(self, words: list[str]) -> ExitStatus:
         if words and words[0] in self.shell_commands.commands:
             return run_command(self, self.shell_commands, [words[0], "--help"])
+        if words and words[0] in NOT_IN_THE_SHELL:
+            return self._already_in()
         if words:
             unknown = unknown_command(self.tree, words, self.global_options)
             if unknown is not None:
@@ -179,6 +180,10 @@ class Session:
         self.out(command_line_help())
         self._shell_commands_help()
         return ExitStatus.OK
+
+    def _already_in(self) -> ExitStatus:
+        self.say("amq: error: already in the shell")
+        return ExitStatus.USAGE
 
     def _shell_commands_help(self) -> None:
         lines = ["", "Shell commands:"]
