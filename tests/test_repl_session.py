@@ -374,3 +374,6 @@ def test_a_script_keeps_going_when_asked(amq: Any, name: Any, data_home: Any) ->
                  input=f"bogus\npurge {name('nosuch')}\nsend {q} ran\nexit\nsend {q} not\n")
     assert amq.queue(q)["messages"] == 2  # up to `exit`
     amq("shell", "--keep-going", input=f"send {q} fine\n")  # no failure: 0
+    shown = amq("shell", input="connect\n").stderr
+    assert shown.startswith("connected to amqp://guest:****@" if amq.broker == "rabbitmq"
+                            else f"connected to {amq.url}\n"), shown

@@ -90,6 +90,13 @@ class Session:
         # can meet "database is locked"
         self._start_refresher(url)
 
+    def name_broker(self) -> None:
+        """Know the broker's name without connecting (a bad URL is left to the commands)."""
+        try:
+            self.display = display(self.env.broker_url())
+        except errors.AmqError:
+            pass
+
     def _start_refresher(self, url: config.BrokerURL) -> None:
         if self.refresher is not None:
             self.refresher.stop(0)
@@ -445,6 +452,8 @@ def _run(session: Session, loop: Callable[[], ExitStatus], connect: bool) -> Exi
         try:
             if connect:
                 session.open()
+            else:
+                session.name_broker()
             return loop()
         except Terminated:
             return ExitStatus.INTERRUPTED
