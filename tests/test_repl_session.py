@@ -14,18 +14,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from amqcli.cli.env import Environment
 from amqcli.cli.names import Kind
+from amqcli.errors import ExitStatus
 from amqcli.repl.completer import completions
 from amqcli.repl.session import Session, history_path, interactive, prompt_session
 from amqcli.repl.subscriptions import Source
 from amqcli.repl.terminal import Terminal
-
-from conftest import wait_until
 
 
 def make_session(url: str, terminal: Terminal | None = None) -> Session:
@@ -95,14 +95,16 @@ def test_names_seen_when_the_broker_cannot_list(amq: Any, name: Any, data_home: 
 def test_errors_are_one_line_and_the_session_carries_on(session: Session, name: Any,
                                                         capfd: Any) -> None:
     q = name("q")
-    session.run_line("bogus")
+    assert session.run_line("bogus") == ExitStatus.USAGE
     session.run_line(f"receive {q} --count notanumber")
     session.run_line("send 'unclosed")
     session.run_line("declare queue amq.reserved")
     session.run_line(f"send {q} still-alive")
     session.run_line(f"receive {q} --count 1")
     out, err = capfd.readouterr()
-    assert "No such command 'bogus'" in err
+    # the unknown command: one line, then the next line's error
+    assert err.startswith("amq: error: no such command 'bogus' (`help` lists the commands)\n"
+                          "Usage: amq receive"), err
     assert "notanumber" in err
     assert "No closing quotation" in err
     assert "403 ACCESS_REFUSED" in err
@@ -137,18 +139,19 @@ def test_connect_switches_broker_and_closes_the_old_connection(
         session: Session, amq: Any, name: Any, tmp_path: Any, capfd: Any) -> None:
     q = name("excl")
     session.run_line(f"declare queue {q} --exclusive")
-    session.subscribe(Source(name("sub")))
+    sub = name("sub")
+    session.subscribe(Source(sub))
     other = f"local:{tmp_path}/other.db"
     session.run_line(f"connect {other}")
     assert session.display == other
     assert session.subscriptions.active() == []
+    _, err = capfd.readouterr()
+    assert f"subscription 1 ({sub}) stopped\nconnected to {other}\n" in err
     assert amq.wait_for(lambda: amq.queue(q) is None, what="the old connection to close")
     session.run_line("declare queue on-other")
     assert "on-other" in amq("--url", other, "list", "queues").out
     assert wait_until(lambda: session.catalog.names(Kind.QUEUE) == ["on-other"],
                       "the new broker's names for completion")
-    _, err = capfd.readouterr()
-    assert f"connected to {other}" in err
 
 
 def test_connect_to_a_bad_url_keeps_the_session(session: Session, name: Any,
@@ -173,6 +176,15 @@ def test_help(session: Session, capfd: Any) -> None:
     assert "Usage: amq [OPTIONS] COMMAND" in out
     assert "Shell commands:" in out
     assert "subscribe" in out and "unsubscribe" in out
+    commands = [line.split()[0] for line in out.splitlines() if line.startswith("  ")
+                and not line.startswith("   ")]
+    assert "send" in commands and "connect" in commands
+    assert "shell" not in commands and "repl" not in commands  # nothing the shell refuses
+    session.run_line("--help")
+    assert capfd.readouterr()[0] == out
+    assert session.run_line("help bogus") == ExitStatus.USAGE
+    assert capfd.readouterr()[1] == \
+        "amq: error: no such command 'bogus' (`help` lists the commands)\n"
     session.run_line("help send")
     assert "Usage: amq send" in capfd.readouterr()[0]
     session.run_line("help declare queue")
@@ -292,8 +304,8 @@ def test_prompt_session_with_pipe_input(session: Session, name: Any, capfd: Any,
         typist.join()
     out, err = capfd.readouterr()
     assert "typed-in" in out
-    assert "No such command 'bogus'" in err
-    assert "No such command 'dec'" not in err  # Tab completed it to declare
+    assert "no such command 'bogus'" in err
+    assert "no such command 'dec'" not in err  # Tab completed it to declare
     with open(history_path(), encoding="utf-8") as f:
         history = f.read()
     assert f"+declare queue {q}" in history
@@ -302,11 +314,66 @@ def test_prompt_session_with_pipe_input(session: Session, name: Any, capfd: Any,
 
 def test_script_mode_reads_lines_from_stdin(amq: Any, name: Any, data_home: Any) -> None:
     q = name("q")
-    result = amq("shell", input=f"declare queue {q}\nsend {q} scripted\nbogus\n"
+    result = amq("shell", input=f"declare queue {q}\nsend {q} scripted\n# a comment\n\n"
                                 f"receive {q} --count 1\n"
                                 f"send {q}\n"  # no body: an empty one, not the next lines
                                 f"list queues\nexit\nsend {q} never\n")
     assert "scripted" in result.out
-    assert "No such command 'bogus'" in result.stderr
+    assert result.stderr == ""
     assert any(line.startswith(f"{q}\t1\t") for line in result.lines), result.out
     assert amq.queue(q)["messages"] == 1  # `exit` stopped before the last line
+
+
+def test_unknown_commands_are_one_line(session: Session, capfd: Any) -> None:
+    assert session.run_line("delcare queue x") == ExitStatus.USAGE
+    assert session.run_line("declare bogus x") == ExitStatus.USAGE
+    assert session.run_line("--url local:/nowhere.db bogus") == ExitStatus.USAGE
+    assert session.run_line("shell") == ExitStatus.USAGE
+    assert session.run_line("help repl") == ExitStatus.USAGE
+    assert capfd.readouterr()[1].splitlines() == [
+        ("amq: error: no such command 'delcare' (did you mean 'declare'? `help` lists the "
+         "commands)"),
+        "amq: error: no such command 'declare bogus' (declare: queue, exchange)",
+        "amq: error: no such command 'bogus' (`help` lists the commands)",
+        "amq: error: already in the shell",
+        "amq: error: already in the shell",
+    ]
+
+
+def test_the_default_store_is_named_with_its_path(amq: Any, data_home: Any) -> None:
+    if amq.broker != "local":
+        pytest.skip("the local store's path")
+    session = make_session("local")
+    try:
+        assert session.display == f"local:{data_home}/amq/local.db"
+        assert session.toolbar().startswith(f" local:{data_home}/amq/local.db ·")
+    finally:
+        session.close()
+
+
+def test_a_script_stops_at_the_first_failing_line(amq: Any, name: Any, data_home: Any) -> None:
+    q = name("q")
+    result = amq("shell", input="bogus\npurge nosuch\n", expect=2)
+    assert result.stderr == "amq: error: no such command 'bogus' (`help` lists the commands)\n"
+    result = amq("shell", input=f"declare queue {q}\nsend {q} one\npurge {name('nosuch')}\n"
+                                f"send {q} never\n", expect=3)
+    assert "404 NOT_FOUND" in result.stderr
+    assert amq.queue(q)["messages"] == 1  # the line after the failure did not run
+    amq("shell", input=f"send {q} 'unclosed\nsend {q} never\n", expect=2)
+    amq("shell", input=f"declare queue {q} --durable\nsend {q} never\n", expect=4)
+    assert amq.queue(q)["messages"] == 1
+
+
+def test_a_script_keeps_going_when_asked(amq: Any, name: Any, data_home: Any) -> None:
+    q = name("q")
+    result = amq("shell", "--keep-going", expect=2,
+                 input=f"purge {name('nosuch')}\ndeclare queue {q}\nbogus\nsend {q} ran\n")
+    assert "404 NOT_FOUND" in result.stderr and "no such command 'bogus'" in result.stderr
+    assert amq.queue(q)["messages"] == 1  # every line ran
+    result = amq("shell", "--keep-going", expect=3,
+                 input=f"bogus\npurge {name('nosuch')}\nsend {q} ran\nexit\nsend {q} not\n")
+    assert amq.queue(q)["messages"] == 2  # up to `exit`
+    amq("shell", "--keep-going", input=f"send {q} fine\n")  # no failure: 0
+    shown = amq("shell", input="connect\n").stderr
+    assert shown.startswith("connected to amqp://guest:****@" if amq.broker == "rabbitmq"
+                            else f"connected to {amq.url}\n"), shown

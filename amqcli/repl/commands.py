@@ -11,6 +11,7 @@ import typer
 
 from .. import errors
 from ..cli import ClickException
+from ..errors import ExitStatus
 from .subscriptions import Source
 
 if TYPE_CHECKING:
@@ -96,8 +97,8 @@ def help_(
     ctx: typer.Context,
     command: Annotated[list[str] | None, typer.Argument(
         metavar="[COMMAND]...", show_default=False)] = None,
-) -> None:
-    _session(ctx).help(command or [])
+) -> ExitStatus:
+    return _session(ctx).help(command or [])
 
 
 @shell_app.command("exit", help="Leave the shell (or Ctrl+D).")
@@ -115,17 +116,24 @@ def shell_group() -> Any:
     return typer.main.get_command(shell_app)
 
 
-def run_command(session: Session, group: Any, words: list[str]) -> None:
-    """Run one of the shell's commands; errors become one line, as on the command line."""
+def run_command(session: Session, group: Any, words: list[str]) -> ExitStatus:
+    """Run one of the shell's commands; its exit status. Errors become one line, as on
+    the command line."""
     command = group.commands[words[0]]
     try:
-        command.main(args=words[1:], prog_name=words[0], standalone_mode=False, obj=session,
-                     help_option_names=HELP_OPTIONS)
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        pass
+        result = command.main(args=words[1:], prog_name=words[0], standalone_mode=False,
+                              obj=session, help_option_names=HELP_OPTIONS)
+    except typer.Exit as exit_:
+        return ExitStatus.OK if exit_.exit_code == 0 else ExitStatus.ERROR
+    except (typer.Abort, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
     except ClickException as err:
         err.show(file=session.env.stderr)
+        return ExitStatus.USAGE
     except errors.AmqError as err:
         session.report(err)
+        return err.exit_status
     except Exception as err:  # noqa: BLE001 - a bug: one line, the shell carries on
         session.say(f"amq: internal error: {type(err).__name__}: {err} (please report it)")
+        return ExitStatus.ERROR
+    return result if isinstance(result, ExitStatus) else ExitStatus.OK

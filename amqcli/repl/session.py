@@ -20,12 +20,13 @@ from typing import Any
 
 from .. import config, errors
 from ..broker.model import Delivery
-from ..cli import run
+from ..cli import load_commands, run
 from ..cli.env import Environment
 from ..errors import ExitStatus
 from .catalog import Catalog, Refresher
 from .commands import run_command, shell_group
 from .completer import NOT_IN_THE_SHELL, command_tree, names_in
+from .history import mask_line, open_history
 from .subscriptions import Source, Subscription, Subscriptions
 from .terminal import Terminal
 
@@ -37,6 +38,13 @@ class Terminated(BaseException):
 def history_path() -> str:
     """``history`` beside the default local store, in the user's data directory."""
     return os.path.join(os.path.dirname(config.default_store_path()), "history")
+
+
+def display(url: config.BrokerURL) -> str:
+    """The broker as the shell names it: the local store's path, a URL's password masked."""
+    if url.scheme == "local" and url.path is not None:
+        return f"local:{url.path}"
+    return url.display
 
 
 def environment_like(env: Environment, url: str | None = None,
@@ -73,12 +81,21 @@ class Session:
         except errors.AmqError as err:
             self.report(err)
             return
-        self.display = url.display
-        self._start_refresher(url)
+        self.display = display(url)
         try:
             self.env.backend()
         except errors.AmqError as err:
             self.report(err)
+        # after the first connection: two connections creating a new local store at once
+        # can meet "database is locked"
+        self._start_refresher(url)
+
+    def name_broker(self) -> None:
+        """Know the broker's name without connecting (a bad URL is left to the commands)."""
+        try:
+            self.display = display(self.env.broker_url())
+        except errors.AmqError:
+            pass
 
     def _start_refresher(self, url: config.BrokerURL) -> None:
         if self.refresher is not None:
@@ -94,9 +111,12 @@ class Session:
         env.keep_open = True
         env.backend()
         self._close_env()
+        stopped = self.subscriptions.active()
         self.subscriptions.stop_all()
+        for sub in stopped:
+            self.say(f"subscription {sub.id} ({sub.source.name}) stopped")
         self.env = env
-        self.display = resolved.display
+        self.display = display(resolved)
         self._start_refresher(resolved)
         self.say(f"connected to {self.display}")
 
@@ -116,39 +136,61 @@ class Session:
 
     # --- command lines ------------------------------------------------------------------
 
-    def run_line(self, line: str) -> None:
-        """Run one command line; errors are reported and the session carries on."""
+    def run_line(self, line: str) -> ExitStatus:
+        """Run one command line; its exit status. Errors are reported (one line), never
+        raised: the caller decides whether the session carries on."""
         try:
             words = shlex.split(line)
         except ValueError as err:
             self.say(f"amq: error: {err}")
-            return
+            return ExitStatus.USAGE
         if not words or words[0].startswith("#"):
-            return
-        self._dispatch(words)
+            return ExitStatus.OK
+        status = self._dispatch(words)
+        if status is ExitStatus.ACCESS_REFUSED and MASKED in line:
+            self.say("amq: note: passwords are masked in the history, so a recalled line "
+                     "does not log in: keep the password in a profile (connect --broker "
+                     "NAME) or in AMQ_URL")
         for kind, name in names_in(self.tree, words):
             self.catalog.saw(kind, name)
         if self.refresher is not None:
             self.refresher.poke()
+        return status
 
-    def _dispatch(self, words: list[str]) -> None:
+    def _dispatch(self, words: list[str]) -> ExitStatus:
         first = words[0]
         if first in self.shell_commands.commands:
-            run_command(self, self.shell_commands, words)
-        elif first in NOT_IN_THE_SHELL:
-            self.say("amq: error: already in the shell")
-        elif first.partition("=")[0] in self.global_options:
-            run(words, environment_like(self.env))  # another broker, for this line only
-        else:
-            run(words, self.env)
+            return run_command(self, self.shell_commands, words)
+        if first in NOT_IN_THE_SHELL:
+            return self._already_in()
+        if first in HELP_WORDS:
+            return self.help([])
+        unknown = unknown_command(self.tree, words, self.global_options)
+        if unknown is not None:
+            self.say(f"amq: error: {mask_line(unknown)}")
+            return ExitStatus.USAGE
+        if first.partition("=")[0] in self.global_options:
+            return run(words, environment_like(self.env))  # another broker, this line only
+        return run(words, self.env)
 
-    def help(self, words: list[str]) -> None:
+    def help(self, words: list[str]) -> ExitStatus:
         if words and words[0] in self.shell_commands.commands:
-            run_command(self, self.shell_commands, [words[0], "--help"])
-            return
-        run([*words, "--help"], self.env)
-        if not words:
-            self._shell_commands_help()
+            return run_command(self, self.shell_commands, [words[0], "--help"])
+        if words and words[0] in NOT_IN_THE_SHELL:
+            return self._already_in()
+        if words:
+            unknown = unknown_command(self.tree, words, self.global_options)
+            if unknown is not None:
+                self.say(f"amq: error: {mask_line(unknown)}")
+                return ExitStatus.USAGE
+            return run([*words, "--help"], self.env)
+        self.out(command_line_help())
+        self._shell_commands_help()
+        return ExitStatus.OK
+
+    def _already_in(self) -> ExitStatus:
+        self.say("amq: error: already in the shell")
+        return ExitStatus.USAGE
 
     def _shell_commands_help(self) -> None:
         lines = ["", "Shell commands:"]
@@ -207,6 +249,49 @@ class Session:
         return f" {self.display}{subs} · help · Ctrl+D leaves"
 
 
+HELP_WORDS = ("-h", "--help")
+MASKED = ":****@"  # a URL's password as the history keeps it
+
+
+def command_line_help() -> str:
+    """``amq --help`` as the shell has it: without the commands that do not apply inside."""
+    import typer.main
+    group: Any = typer.main.get_command(load_commands())
+    for name in NOT_IN_THE_SHELL:
+        group.commands.pop(name, None)
+    ctx = group.make_context("amq", [], resilient_parsing=True)
+    return str(group.get_help(ctx))
+
+
+def unknown_command(tree: Any, words: list[str], global_options: set[str]) -> str | None:
+    """What is wrong when the line's command (or subcommand) does not exist, else None
+    (click then parses the line: its errors are for everything else)."""
+    i = 0
+    while i < len(words) and words[i].partition("=")[0] in global_options:
+        i += 1 if "=" in words[i] else 2
+    command, path = tree, []
+    for word in words[i:]:
+        commands = getattr(command, "commands", None)
+        if commands is None or word.startswith("-"):
+            return None
+        if word not in commands:
+            return _no_such(path, word, commands)
+        command = commands[word]
+        path.append(word)
+    return None
+
+
+def _no_such(path: list[str], word: str, commands: dict[str, Any]) -> str:
+    import difflib
+    visible = [name for name, command in commands.items() if not command.hidden]
+    if path:
+        return f"no such command '{' '.join([*path, word])}' ({path[-1]}: " \
+               f"{', '.join(visible)})"
+    close = difflib.get_close_matches(word, visible, n=1)
+    guess = f"did you mean '{close[0]}'? " if close else ""
+    return f"no such command '{word}' ({guess}`help` lists the commands)"
+
+
 def render_delivery(delivery: Delivery, number: int, terminal: bool) -> str:
     """A message as ``amq receive`` shows it: pretty on a terminal, else its body."""
     if not terminal:
@@ -262,16 +347,10 @@ def _tab_binding(completer: Any) -> Any:
 
 
 def _history(session: Session) -> Any:
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
-    path = history_path()
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as err:
-        session.say(f"amq: warning: history not kept: cannot write {path}: {err.strerror}")
-        return InMemoryHistory()
-    return FileHistory(path)
+    history, problem = open_history(history_path())
+    if problem is not None:
+        session.say(f"amq: warning: history not kept: {problem}")
+    return history
 
 
 def interactive(session: Session, prompt: Any) -> None:
@@ -290,12 +369,21 @@ def interactive(session: Session, prompt: Any) -> None:
             pass
 
 
-def scripted(session: Session, lines: Any) -> None:
-    """Run lines from a pipe or file, one command each, without a prompt."""
+def scripted(session: Session, lines: Any, keep_going: bool = False) -> ExitStatus:
+    """Run lines from a pipe or file, one command each, without a prompt. Like ``sh -e``,
+    the first line that fails ends the run with its exit status; with ``keep_going`` every
+    line runs and the status is the last failure's. Ctrl+C (or SIGTERM) always ends it."""
+    failed = ExitStatus.OK
     for line in lines:
         if session.leaving:
             break
-        session.run_line(line)
+        status = session.run_line(line)
+        if status is ExitStatus.OK:
+            continue
+        failed = status
+        if not keep_going or status is ExitStatus.INTERRUPTED:
+            break
+    return failed
 
 
 def _leave_prompt() -> bool:
@@ -332,11 +420,12 @@ def _sigterm_leaves() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_shell(env: Environment) -> ExitStatus:
-    """``amq shell``: the interactive loop on a terminal, else commands read from stdin."""
+def run_shell(env: Environment, keep_going: bool = False) -> ExitStatus:
+    """``amq shell``: the interactive loop on a terminal, else commands read from stdin
+    (stopping at the first failure unless ``keep_going``)."""
     if env.stdin_isatty and env.stdout_isatty:
         session = Session(env)
-        return _run(session, lambda: _prompt_loop(session))
+        return _run(session, lambda: _prompt_loop(session), connect=True)
     # The lines come from stdin: the commands get an empty stdin (`send q` sends an empty
     # body), as the commands of a shell script would if the shell kept reading it.
     lines = io.TextIOWrapper(os.fdopen(env.stdin_fd, "rb", closefd=False),
@@ -345,23 +434,28 @@ def run_shell(env: Environment) -> ExitStatus:
         scripted_env = environment_like(env, env.url, stdin_fd=nothing.fileno())
         scripted_env.broker = env.broker
         session = Session(scripted_env)
-        return _run(session, lambda: scripted(session, lines))
+        # no connection up front: the first line that needs the broker opens it (and fails
+        # with its own status if it cannot); no names to list for completion either
+        return _run(session, lambda: scripted(session, lines, keep_going), connect=False)
 
 
-def _prompt_loop(session: Session) -> None:
+def _prompt_loop(session: Session) -> ExitStatus:
     session.say(f"amq shell on {session.display}: Tab completes, `help` lists the commands, "
                 "Ctrl+D leaves.")
     interactive(session, prompt_session(session))
+    return ExitStatus.OK
 
 
-def _run(session: Session, loop: Callable[[], None]) -> ExitStatus:
+def _run(session: Session, loop: Callable[[], ExitStatus], connect: bool) -> ExitStatus:
     """Open the session, run the loop, and always close (SIGTERM included)."""
     with _sigterm_leaves():
         try:
-            session.open()
-            loop()
+            if connect:
+                session.open()
+            else:
+                session.name_broker()
+            return loop()
         except Terminated:
             return ExitStatus.INTERRUPTED
         finally:
             session.close()
-    return ExitStatus.OK
