@@ -8,13 +8,16 @@ What it measures, each the median of --runs runs on a fresh store file:
 
 The figures show what amq adds per job over starting the command itself (the per-job
 supervisor that kills a command's process group when the worker dies, the fetch and the
-ack). Usage: python benchmarks/exec_throughput.py [--count N] [--runs R]
+ack). ``--other "CMD"`` adds the same rows for another amq (for example an older
+checkout: ``--other "env PYTHONPATH=/tmp/old python -m amqcli"``), interleaved, for a
+before/after in one run. Usage: python benchmarks/exec_throughput.py [--count N] [--runs R]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -35,14 +38,14 @@ def baseline(count: int) -> float:
     return count / (time.perf_counter() - t)
 
 
-def exec_rate(count: int, prefetch: int) -> float:
+def exec_rate(count: int, prefetch: int, command: list[str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, AMQ_URL=f"local:{tmp}/bench.db")
         data = b"".join(b"%d\n" % i for i in range(count))
-        subprocess.run(amq() + ["send", "jobs", "--lines", "-q"], input=data, env=env,
+        subprocess.run(command + ["send", "jobs", "--lines", "-q"], input=data, env=env,
                        check=True, stderr=subprocess.DEVNULL)
         t = time.perf_counter()
-        subprocess.run(amq() + ["receive", "jobs", "--exec", "true", "--count", str(count),
+        subprocess.run(command + ["receive", "jobs", "--exec", "true", "--count", str(count),
                                 "--prefetch", str(prefetch)], env=env, check=True)
         return count / (time.perf_counter() - t)
 
@@ -51,11 +54,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--other", metavar="CMD", help="another amq command line to compare")
     args = ap.parse_args()
     rows = [("baseline: sh -c true in a loop", lambda: baseline(args.count))]
-    for prefetch in (1, 4):
-        rows.append((f"amq receive --exec true --prefetch {prefetch}",
-                     lambda p=prefetch: exec_rate(args.count, p)))
+    amqs = [("amq", amq())] + ([("other", shlex.split(args.other))] if args.other else [])
+    for label, command in amqs:
+        for prefetch in (1, 4):
+            rows.append((f"{label} receive --exec true --prefetch {prefetch}",
+                         lambda p=prefetch, c=command: exec_rate(args.count, p, c)))
     results = {label: [] for label, _ in rows}
     for _ in range(args.runs):  # interleaved, so machine noise hits every row alike
         for label, run in rows:
