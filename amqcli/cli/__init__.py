@@ -8,11 +8,13 @@ closed stdout) to one line on stderr and an ``ExitStatus``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from .. import errors
 from ..errors import ExitStatus
@@ -80,6 +82,27 @@ COMMAND_MODULES = {
 }
 
 
+class Command(TyperCommand):
+    """A command whose usage line reads like the README (``amq bind EXCHANGE QUEUE``):
+    typer writes required arguments as ``{EXCHANGE}``, a notation no other help uses."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [_BRACED.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+_BRACED = re.compile(r"\{([^{}]*)\}")
+
+
+def _plain_usage(tree: typer.Typer) -> None:
+    """Every command of the tree built as a ``Command`` (unless it names its own class)."""
+    for info in tree.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = Command
+    for group in tree.registered_groups:
+        if group.typer_instance is not None:
+            _plain_usage(group.typer_instance)
+
+
 def load_commands(word: str | None = None) -> typer.Typer:
     """Import the module of command ``word`` (all of them for anything else); the app."""
     import importlib
@@ -87,6 +110,7 @@ def load_commands(word: str | None = None) -> typer.Typer:
         list(dict.fromkeys(COMMAND_MODULES.values()))
     for module in wanted:
         importlib.import_module(f"{__name__}.{module}")
+    _plain_usage(app)
     return app
 
 

@@ -211,13 +211,8 @@ class _Sender:
                          f"with routing key '{self.first_key}'")
 
     def _exchange_type(self, name: str) -> str | None:
-        """The type of an exchange, for the unroutable message (None when unknown: on
-        RabbitMQ, without the management API)."""
-        try:
-            return next((str(x.type) for x in self.backend.list_exchanges() if x.name == name),
-                        None)
-        except errors.AmqError:
-            return None
+        from .kinds import exchange_type
+        return exchange_type(self.backend, name)
 
     @contextlib.contextmanager
     def interruptible(self, bulk: bool) -> Iterator[None]:
