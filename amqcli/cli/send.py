@@ -99,7 +99,8 @@ def send(
                 sender.send([data])
         else:
             _send_stream(sender, file, lines or json_input, null)
-    sender.finish(quiet)
+    with sender.interruptible(bulk):  # the last returns and confirms come in here
+        sender.finish(quiet)
 
 
 def _send_stream(sender: "_Sender", file: str | None, lines: bool, null: bool) -> None:
