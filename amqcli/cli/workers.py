@@ -11,7 +11,8 @@ connection: the loop alternates short fetches with noticing which children exite
 Ctrl+C (or SIGTERM) stops taking messages and lets the running commands finish; a second
 one terminates them (SIGTERM to each command's process group), a third kills them; what
 did not finish goes back to the queue. Commands run in process groups of their own, so a
-Ctrl+C at the terminal reaches amq only.
+Ctrl+C at the terminal reaches amq only, and are started by a supervisor
+(``supervisor.py``) that kills those groups if the worker dies.
 """
 
 import json
