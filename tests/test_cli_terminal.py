@@ -76,6 +76,7 @@ def test_a_send_on_a_terminal_says_what_it_did(amq, name):
 
 
 def test_errors_on_a_terminal_are_one_line(amq, name):
+    amq("list", "queues")  # the store exists: no "created a new store" note first
     code, screen = run_in_pty(amq, "declare", "queue", "amq.nope")
     assert code == 5
     assert len(screen.strip().splitlines()) == 1 and "reserved prefix" in screen

@@ -79,15 +79,19 @@ class Backend(Protocol):
         """``queue.unbind`` (or ``exchange.unbind``); a missing binding is fine."""
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
-                confirm: bool = False, sync: bool = True) -> PublishResult:
-        """Publish with ``mandatory`` set and count what reached no queue. ``confirm``
-        waits for the broker to take responsibility for every message (publisher confirms);
-        the local broker's commit is that confirmation. ``sync=False`` (bulk sends) may
-        leave returns still to come: ``flush_publishes`` then collects them."""
+                confirm: bool = False, sync: bool = True,
+                mandatory: bool = True) -> PublishResult:
+        """Publish and count what reached no queue. With ``mandatory`` (the default) the
+        broker returns such messages and they are counted as ``unroutable``; without it
+        they are dropped unreported, on both brokers (``unroutable`` stays 0), as
+        RabbitMQ drops them. ``confirm`` waits for the broker to take responsibility for
+        every message (publisher confirms); the local broker's commit is that
+        confirmation. ``sync=False`` (bulk sends) may leave returns still to come:
+        ``flush_publishes`` then collects them."""
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
                        bodies: Sequence[bytes], *, confirm: bool = False,
-                       sync: bool = True) -> PublishResult:
+                       sync: bool = True, mandatory: bool = True) -> PublishResult:
         """``publish`` for many bodies sharing a routing key and properties (bulk sends)."""
 
     def flush_publishes(self) -> PublishResult:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..broker.engine import Broker
+from ..config import default_store_path
 from ..broker.routing import Route
 from ..broker.engine import SWEEP_INTERVAL
 from ..broker.publishing import REJECTED, UNROUTABLE
@@ -16,8 +17,11 @@ from ..broker.model import (
 )
 
 
-def _result(outcomes: list[int]) -> PublishResult:
-    return PublishResult(len(outcomes), outcomes.count(UNROUTABLE), outcomes.count(REJECTED))
+def _result(outcomes: list[int], mandatory: bool = True) -> PublishResult:
+    """The tally of a publish; without ``mandatory`` nothing is told of unroutable ones
+    (RabbitMQ returns them only to a mandatory publish)."""
+    unroutable = outcomes.count(UNROUTABLE) if mandatory else 0
+    return PublishResult(len(outcomes), unroutable, outcomes.count(REJECTED))
 
 
 class LocalSubscription:
@@ -61,6 +65,9 @@ class LocalBackend:
 
     def __init__(self, path: str | None) -> None:
         self.broker = Broker(path)
+        # A store this open created, outside the default place: worth a word (a typo?).
+        self.created_store = path if self.broker.store.created and \
+            path != default_store_path() else None
         self.connection = self.broker.connect()
         self.channels = 1  # channel 1 serves the rest; each subscription gets its own
         self.display_url = f"local:{path}" if path else "local (in memory)"
@@ -104,13 +111,15 @@ class LocalBackend:
         self.connection.unbind(source, destination, routing_key, arguments, destination_type)
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
-                confirm: bool = False, sync: bool = True) -> PublishResult:
-        return _result(self.connection.publish(exchange, messages))
+                confirm: bool = False, sync: bool = True,
+                mandatory: bool = True) -> PublishResult:
+        return _result(self.connection.publish(exchange, messages), mandatory)
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
                        bodies: Sequence[bytes], *, confirm: bool = False,
-                       sync: bool = True) -> PublishResult:
-        return _result(self.connection.publish_bodies(exchange, routing_key, properties, bodies))
+                       sync: bool = True, mandatory: bool = True) -> PublishResult:
+        return _result(self.connection.publish_bodies(exchange, routing_key, properties, bodies),
+                       mandatory)
 
     def flush_publishes(self) -> PublishResult:
         return PublishResult()  # each publish is one committed transaction: nothing waits

@@ -330,19 +330,21 @@ class RabbitMQBackend:
         self.call(lambda: self.connection._flush_output(condition))
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
-                confirm: bool = False, sync: bool = True) -> PublishResult:
+                confirm: bool = False, sync: bool = True,
+                mandatory: bool = True) -> PublishResult:
         groups: list[tuple[str, Properties, list[bytes]]] = []
         for m in messages:
             if groups and groups[-1][0] == m.routing_key and groups[-1][1] is m.properties:
                 groups[-1][2].append(m.body)
             else:
                 groups.append((m.routing_key, m.properties, [m.body]))
-        return self._publish(exchange, groups, confirm, sync)
+        return self._publish(exchange, groups, confirm, sync, mandatory)
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
                        bodies: Sequence[bytes], *, confirm: bool = False,
-                       sync: bool = True) -> PublishResult:
-        return self._publish(exchange, [(routing_key, properties, bodies)], confirm, sync)
+                       sync: bool = True, mandatory: bool = True) -> PublishResult:
+        return self._publish(exchange, [(routing_key, properties, bodies)], confirm, sync,
+                             mandatory)
 
     def flush_publishes(self) -> PublishResult:
         """A round trip on the channel: every return for what was published before it has
@@ -362,7 +364,7 @@ class RabbitMQBackend:
         return result
 
     def _publish(self, exchange: str, groups: Sequence[tuple[str, Properties, Sequence[bytes]]],
-                 confirm: bool, sync: bool) -> PublishResult:
+                 confirm: bool, sync: bool, mandatory: bool = True) -> PublishResult:
         """Write the publishes; with ``confirm`` wait for the broker's confirms, else (with
         ``sync=False``) only for the socket to take them, leaving the round trip that
         collects returns to ``flush_publishes``: bulk sends stream without a stall per
@@ -374,7 +376,7 @@ class RabbitMQBackend:
         total = 0
         try:
             for routing_key, props, bodies in groups:
-                self._write_publishes(ch, exchange, routing_key, props, bodies)
+                self._write_publishes(ch, exchange, routing_key, props, bodies, mandatory)
                 total += len(bodies)
                 if confirm:
                     self._pending_confirms += len(bodies)
@@ -403,8 +405,9 @@ class RabbitMQBackend:
             raise errors.ConnectionLost("the broker closed the channel")
 
     def _write_publishes(self, ch: BlockingChannel, exchange: str, routing_key: str,
-                         props: Properties, bodies: Sequence[bytes]) -> None:
-        """basic.publish (mandatory) of each body, framed here rather than by pika.
+                         props: Properties, bodies: Sequence[bytes],
+                         mandatory: bool = True) -> None:
+        """basic.publish (mandatory unless told) of each body, framed here, not by pika.
 
         The method frame and the properties are the same for every body, so they are
         encoded once, and the frames of many messages go out as one write: pika's
@@ -415,7 +418,7 @@ class RabbitMQBackend:
         conn = self.connection._impl
         number = ch.channel_number
         method = pika.frame.Method(number, pika.spec.Basic.Publish(
-            exchange=exchange, routing_key=routing_key, mandatory=True)).marshal()
+            exchange=exchange, routing_key=routing_key, mandatory=mandatory)).marshal()
         encoded = b"".join(to_pika(props).encode())
         header = _HEADER_FRAME.pack
         head = _FRAME.pack

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
 
-from .. import errors
+from .. import config, errors
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +90,11 @@ CREATE TABLE IF NOT EXISTS consumers (
 CREATE INDEX IF NOT EXISTS consumers_queue ON consumers (queue);
 """
 
+# The tables and indexes of SCHEMA, by name (SQLite's own are named sqlite_*).
+STORE_OBJECTS = frozenset(
+    word.split("(")[0] for line in SCHEMA.splitlines()
+    if line.startswith(("CREATE TABLE", "CREATE INDEX"))
+    for word in [line.split(" IF NOT EXISTS ")[1].split()[0]])
 POLL_INTERVAL = 0.02  # seconds between checks for other processes' commits
 
 
@@ -102,15 +108,39 @@ class Store:
         self._changed = threading.Condition(self._lock)
         self._local_version = 0
         self._in_transaction = False
+        self.created = False  # this open made a new store (the file was new or empty)
         self.db = self._open()
 
-    def _open(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
+    def _check_path(self) -> None:
+        """Refuse what cannot be a store before SQLite makes sense of it: a missing folder
+        (only the default store's is created), a directory, a device (``/dev/null``)."""
+        folder = os.path.dirname(self.path) or "."
+        if not os.path.isdir(folder):
+            if self.path != config.default_store_path():
+                raise errors.StoreError(
+                    f"local store {self.path}: the folder {folder} does not exist (create it, "
+                    "or give another path)")
             try:
-                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                os.makedirs(folder, exist_ok=True)
             except OSError as err:
                 raise errors.StoreError(
                     f"cannot create the folder of the store {self.path}: {err.strerror}") from err
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise errors.StoreError(f"local store {self.path}: {err.strerror}") from err
+        if stat.S_ISDIR(mode):
+            raise errors.StoreError(f"local store {self.path}: it is a directory, not a store "
+                                    "file")
+        if not stat.S_ISREG(mode):
+            raise errors.StoreError(f"local store {self.path}: not a store file (not a regular "
+                                    "file)")
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            self._check_path()
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                  timeout=30)
@@ -127,11 +157,14 @@ class Store:
         if version > SCHEMA_VERSION:
             raise errors.StoreError(
                 f"the store {self.path} was written by a newer amq (schema {version})")
+        self._refuse_foreign(db)  # before WAL mode, which would change such a file
         if self.path != ":memory:":
             db.execute("PRAGMA journal_mode = WAL")
         db.execute("BEGIN IMMEDIATE")
         try:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._refuse_foreign(db)
+                self.created = True
                 for statement in SCHEMA.split(";\n"):  # no ";" inside a statement
                     if statement.strip():
                         db.execute(statement)
@@ -144,6 +177,13 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _refuse_foreign(self, db: sqlite3.Connection) -> None:
+        """An SQLite file with tables that are not amq's is another program's: leave it."""
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if {n for n in names if not n.startswith("sqlite_")} - STORE_OBJECTS:
+            raise errors.StoreError(f"local store {self.path}: an SQLite database of something "
+                                    "else, not an amq store")
 
     def error(self, err: sqlite3.Error) -> errors.StoreError:
         """A one-line StoreError naming the file, for any sqlite3 failure."""

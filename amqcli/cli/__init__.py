@@ -8,11 +8,13 @@ closed stdout) to one line on stderr and an ``ExitStatus``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from .. import errors
 from ..errors import ExitStatus
@@ -23,18 +25,26 @@ try:
 except ImportError:  # pragma: no cover - typer on the click package
     from click import ClickException  # type: ignore[no-redef]
 
-APP_SETTINGS: dict[str, Any] = dict(
-    name="amq",
-    help="AMQP 0-9-1 messaging from the command line: a built-in local broker, or RabbitMQ "
+APP_SETTINGS: dict[str, Any] = {
+    "name": "amq",
+    "help": "AMQP 0-9-1 messaging from the command line: a built-in local broker, or RabbitMQ "
          "with --url amqp://...",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,  # locals would show passwords
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "pretty_exceptions_show_locals": False,  # locals would show passwords
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 app = typer.Typer(**APP_SETTINGS)
+
+
+def _show_version(value: bool) -> None:
+    """``--version``: the installed package's version (its metadata, the one copy)."""
+    if value:
+        from .. import __version__
+        print(f"amq {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -47,6 +57,9 @@ def _root(
     broker: Annotated[str | None, typer.Option(
         "--broker", "-b", metavar="NAME",
         help="A broker profile of the config file (amq/config.toml) [env AMQ_BROKER]")] = None,
+    _version: Annotated[bool, typer.Option(
+        "--version", "-V", is_eager=True, callback=_show_version,
+        help="Print amq's version and exit.")] = False,
 ) -> None:
     env: Environment = ctx.ensure_object(Environment)
     if url is not None:
@@ -69,6 +82,27 @@ COMMAND_MODULES = {
 }
 
 
+class Command(TyperCommand):
+    """A command whose usage line reads like the README (``amq bind EXCHANGE QUEUE``):
+    typer writes required arguments as ``{EXCHANGE}``, a notation no other help uses."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [_BRACED.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+_BRACED = re.compile(r"\{([^{}]*)\}")
+
+
+def _plain_usage(tree: typer.Typer) -> None:
+    """Every command of the tree built as a ``Command`` (unless it names its own class)."""
+    for info in tree.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = Command
+    for group in tree.registered_groups:
+        if group.typer_instance is not None:
+            _plain_usage(group.typer_instance)
+
+
 def load_commands(word: str | None = None) -> typer.Typer:
     """Import the module of command ``word`` (all of them for anything else); the app."""
     import importlib
@@ -76,6 +110,7 @@ def load_commands(word: str | None = None) -> typer.Typer:
         list(dict.fromkeys(COMMAND_MODULES.values()))
     for module in wanted:
         importlib.import_module(f"{__name__}.{module}")
+    _plain_usage(app)
     return app
 
 
@@ -99,8 +134,8 @@ def _terminate(_signo: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _command_word(argv: list[str]) -> str | None:
-    """The top-level command a command line names (skipping the global options)."""
+def _first_word(argv: list[str]) -> str | None:
+    """The first word of a command line after the global options that take a value."""
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -108,11 +143,15 @@ def _command_word(argv: list[str]) -> str | None:
             i += 2
         elif word.startswith(("--url=", "--broker=")):
             i += 1
-        elif word.startswith("-"):
-            return None
         else:
             return word
     return None
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The top-level command a command line names (skipping the global options)."""
+    word = _first_word(argv)
+    return None if word is None or word.startswith("-") else word
 
 
 def app_for(argv: list[str]) -> typer.Typer:
@@ -123,10 +162,13 @@ def app_for(argv: list[str]) -> typer.Typer:
     trimmed tree holds the same functions, so parsing, help and errors are the same.
     """
     word = _command_word(argv)
-    load_commands(word)
+    if _first_word(argv) in ("--version", "-V"):
+        word = "--version"  # no command module to load, no command to build
+    else:
+        load_commands(word)
     commands = [c for c in app.registered_commands if c.name == word]
     groups = [g for g in app.registered_groups if g.name == word]
-    if not commands and not groups:
+    if not commands and not groups and word != "--version":
         return app
     trimmed = typer.Typer(**APP_SETTINGS)
     trimmed.registered_callback = app.registered_callback

@@ -42,6 +42,9 @@ class Environment:
         if self._backend is None:
             from ..backends import open_backend
             self._backend = open_backend(self.broker_url())
+            created = getattr(self._backend, "created_store", None)
+            if created and self.stderr_isatty:  # a note for a person, as the summary lines
+                self.say(f"amq: created a new store at {created}")
         return self._backend
 
     def close(self) -> None:

@@ -86,7 +86,7 @@ def receive(
         OutputFormat.PRETTY if env.stdout_isatty else OutputFormat.RAW)
     backend = env.backend()
     if exchange is not None:
-        queue = _subscribe(backend, exchange, keys or [""])
+        queue = _subscribe(env, backend, exchange, keys)
     elif not no_declare:
         backend.ensure_queue(queue)
     assert queue is not None
@@ -105,13 +105,31 @@ def receive(
         raise errors.NothingReceived(f"no message arrived on '{queue}' within {timeout:g}s")
 
 
-def _subscribe(backend, exchange: str, keys: list[str]) -> str:
-    """A server-named exclusive queue bound to the exchange with each key."""
+def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None) -> str:
+    """A server-named exclusive queue bound to the exchange with each key. Without -k:
+    on a topic exchange '#' (everything, said on stderr); on fanout and headers exchanges
+    the empty key, which they ignore (a headers binding without arguments matches every
+    message); on a direct exchange the empty key, saying what that receives."""
     backend.declare_exchange(exchange, passive=True)
+    if not keys:
+        keys = [_default_key(env, backend, exchange)]
     name = backend.declare_queue("", exclusive=True).queue
     for key in keys:
         backend.bind(exchange, name, key)
     return name
+
+
+def _default_key(env: Environment, backend, exchange: str) -> str:
+    from .kinds import exchange_type
+    kind = exchange_type(backend, exchange)
+    if kind == "topic":
+        env.say(f"amq: no -k given: bound with '#', every message of topic exchange "
+                f"'{exchange}'")
+        return "#"
+    if kind not in ("fanout", "headers"):
+        env.say(f"amq: no -k given: bound with the empty key, which receives only messages "
+                f"sent to '{exchange}' with routing key '' (give -k KEY)")
+    return ""
 
 
 def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: int | None,

@@ -1,8 +1,10 @@
 """``amq send``: publish one message, or one per line/record of stdin or a file."""
 
 
+import contextlib
 import os
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -47,7 +49,7 @@ def send(
     null: Annotated[bool, typer.Option(
         "--null", "-0", help="One message per NUL-terminated record (like xargs -0).")] = False,
     format: Annotated[str, typer.Option(
-        "--format", metavar="raw|json",
+        "--format", "-F", metavar="raw|json",
         help="json: read one JSON object per line (as `receive --format json` writes).")
     ] = "raw",
     no_declare: Annotated[bool, typer.Option(
@@ -55,6 +57,11 @@ def send(
     ] = False,
     confirm: Annotated[bool, typer.Option(
         "--confirm", help="Wait for publisher confirms; exit 10 if the broker refuses any.")
+    ] = False,
+    allow_unroutable: Annotated[bool, typer.Option(
+        "--allow-unroutable",
+        help="Publish without mandatory, as the tutorials do: a message that reaches no "
+             "queue is dropped without a word (exit 0, not 7).")
     ] = False,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Report each batch the broker has confirmed, on stderr.")
@@ -76,8 +83,10 @@ def send(
     props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
     sender = _Sender(env, exchange, routing_key, props, not no_declare, confirm,
                      verbose, json_input)
-    sender.progress = progress.for_send(env, (lines or null or json_input) and not verbose)
-    with sender.progress:
+    sender.mandatory = not allow_unroutable
+    bulk = lines or null or json_input
+    sender.progress = progress.for_send(env, bulk and not verbose)
+    with sender.interruptible(bulk), sender.progress:
         if body is not None:
             data = body.encode("utf-8")
             if lines or null:
@@ -90,7 +99,8 @@ def send(
                 sender.send([data])
         else:
             _send_stream(sender, file, lines or json_input, null)
-    sender.finish(quiet)
+    with sender.interruptible(bulk):  # the last returns and confirms come in here
+        sender.finish(quiet)
 
 
 def _send_stream(sender: "_Sender", file: str | None, lines: bool, null: bool) -> None:
@@ -129,7 +139,11 @@ class _Sender:
         self.declared: set[str] = set()
         self.total = PublishResult()
         self.first_key = routing_key
+        self.first_headers = props.headers
+        self.first_exchange = exchange
         self.progress = progress.Progress(None)
+        self.mandatory = True  # --allow-unroutable: False
+        self.in_flight = 0  # messages handed to the backend, not yet counted as sent
 
     def send(self, records: list[bytes]) -> None:
         if not records:
@@ -146,15 +160,19 @@ class _Sender:
                     groups.append((m.exchange, [m]))
             for exchange, batch in groups:
                 self._declare({m.routing_key for m in batch} if exchange == "" else set())
+                self.in_flight = len(batch)
                 self._tally(self.backend.publish(exchange, batch, confirm=self.confirm,
-                                                 sync=False))
+                                                 sync=False, mandatory=self.mandatory))
             if self.first_key is None and messages:
                 self.first_key = messages[0].routing_key
+                self.first_headers = messages[0].properties.headers
+                self.first_exchange = messages[0].exchange
         else:
             self._declare({self.routing_key} if self.exchange == "" else set())
+            self.in_flight = len(records)
             self._tally(self.backend.publish_bodies(
                 self.exchange, self.routing_key, self.props, records, confirm=self.confirm,
-                sync=False))
+                sync=False, mandatory=self.mandatory))
 
     def _declare(self, queues: set[str]) -> None:
         """Declare default-exchange targets first, as the tutorial's send.py does (not
@@ -165,6 +183,7 @@ class _Sender:
                 self.declared.add(name)
 
     def _tally(self, result: PublishResult, report: bool = True) -> None:
+        self.in_flight = 0
         t = self.total
         self.total = PublishResult(t.published + result.published,
                                    t.unroutable + result.unroutable, t.nacked + result.nacked)
@@ -181,9 +200,8 @@ class _Sender:
                 f"the broker refused {t.nacked} of {t.published} message(s) (a queue is full: "
                 "x-overflow reject-publish)")
         if t.unroutable:
-            target = (f"there is no queue '{self.first_key}'" if not self.exchange else
-                      f"no binding of exchange '{self.exchange}' matches routing key "
-                      f"'{self.first_key}'")
+            target = unroutable_target(self.first_exchange, self.first_key or "",
+                                       self.first_headers, self._exchange_type)
             raise errors.Unroutable(
                 f"312 NO_ROUTE - {t.unroutable} of {t.published} message(s) reached no queue "
                 f"and were dropped: {target}",
@@ -192,3 +210,64 @@ class _Sender:
             noun = "message" if t.published == 1 else "messages"
             self.env.say(f"sent {t.published} {noun} to {where} "
                          f"with routing key '{self.first_key}'")
+
+    def _exchange_type(self, name: str) -> str | None:
+        from .kinds import exchange_type
+        return exchange_type(self.backend, name)
+
+    @contextlib.contextmanager
+    def interruptible(self, bulk: bool) -> Iterator[None]:
+        """Ctrl+C (or SIGTERM) in a bulk send: say how far it got, so the user can
+        resume, then exit 130 as usual."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if bulk:
+                self.env.say(interrupted_line(self.total.published, self.in_flight,
+                                              self.confirm))
+            raise
+
+
+def interrupted_line(sent: int, in_flight: int, confirm: bool) -> str:
+    """What an interrupted bulk send tells: messages 1..sent are with the broker (and
+    confirmed, with --confirm); the batch that was going out may or may not be."""
+    noun = "message" if sent == 1 else "messages"
+    line = (f"amq: interrupted: {sent} {noun} sent"
+            + (" and confirmed by the broker" if confirm else ""))
+    if in_flight:
+        line += f"; the next {in_flight} may have been sent too"
+    return line + f" (resume from message {sent + 1})"
+
+
+def unroutable_target(exchange: str, routing_key: str, headers: dict[str, Any] | None,
+                      exchange_type: Callable[[str], str | None]) -> str:
+    """What did not match, for the 312 NO_ROUTE line: the missing queue on the default
+    exchange; else the exchange and the routing key (direct, topic) or the headers
+    (headers), or that a fanout exchange has no bindings at all."""
+    if exchange == "":
+        return f"there is no queue '{routing_key}'"
+    kind = exchange_type(exchange)
+    if kind == "fanout":
+        return f"fanout exchange '{exchange}' has no bindings"
+    if kind in ("direct", "topic"):
+        return f"no binding of '{exchange}' matches '{routing_key}'"
+    shown = _headers_text(headers)
+    if kind == "headers":
+        return (f"no binding of '{exchange}' matches the headers {shown}" if shown else
+                f"no binding of '{exchange}' matches a message without headers")
+    return (f"no binding of '{exchange}' matches routing key '{routing_key}'"
+            + (f" or the headers {shown}" if shown else ""))
+
+
+def _headers_text(headers: dict[str, Any] | None) -> str:
+    """Headers as the command line takes them: ``a=b, n:=1``."""
+    import json
+
+    from ..broker.codec import to_json_value
+    out = []
+    for key, value in (headers or {}).items():
+        if isinstance(value, str):
+            out.append(f"{key}={value}")
+        else:
+            out.append(f"{key}:={json.dumps(to_json_value(value), ensure_ascii=False)}")
+    return ", ".join(out)

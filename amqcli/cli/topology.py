@@ -30,7 +30,7 @@ def _queue_arguments(args: list[str] | None, **friendly: Any) -> dict[str, Any]:
 @declare_app.command("queue", help="Declare a queue. NAME \"\" lets the broker name it.")
 def declare_queue(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Queue name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Queue name.")],
     durable: Annotated[bool, typer.Option("--durable", help="Survive a broker restart.")] = False,
     exclusive: Annotated[bool, typer.Option(
         "--exclusive", help="Only this connection may use it; deleted when it closes.")] = False,
@@ -81,7 +81,7 @@ def declare_queue(
 @declare_app.command("exchange", help="Declare an exchange.")
 def declare_exchange(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Exchange name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Exchange name.")],
     type: Annotated[str, typer.Option(
         "--type", "-t", metavar="TYPE",
         help="direct, fanout, topic, headers (or a plugin's type on RabbitMQ).")] = "direct",
@@ -122,7 +122,7 @@ BindHeaders = Annotated[list[str] | None, typer.Option(
 BindMatch = Annotated[str | None, typer.Option(
     "--match", metavar="all|any", help="x-match for headers exchanges (default all).")]
 ToExchange = Annotated[bool, typer.Option(
-    "--to-exchange", help="DESTINATION is an exchange (exchange-to-exchange binding).")]
+    "--to-exchange", help="QUEUE names an exchange (exchange-to-exchange binding).")]
 
 
 def _bind(ctx: typer.Context, unbind: bool, exchange: str, destination: str,
@@ -147,8 +147,9 @@ def _bind(ctx: typer.Context, unbind: bool, exchange: str, destination: str,
 @app.command("bind", help="Bind a queue to an exchange: messages flow from EXCHANGE into QUEUE.")
 def bind(
     ctx: typer.Context,
-    exchange: Annotated[str, typer.Argument(metavar="EXCHANGE")],
-    queue: Annotated[str, typer.Argument(metavar="QUEUE")],
+    exchange: Annotated[str, typer.Argument(metavar="EXCHANGE", help="The source exchange.")],
+    queue: Annotated[str, typer.Argument(
+        metavar="QUEUE", help="The destination queue (an exchange with --to-exchange).")],
     keys: BindKeys = None, headers: BindHeaders = None, match: BindMatch = None,
     args: ArgOption = None, to_exchange: ToExchange = False,
 ) -> None:
@@ -158,8 +159,9 @@ def bind(
 @app.command("unbind", help="Remove a binding (the same options as bind).")
 def unbind(
     ctx: typer.Context,
-    exchange: Annotated[str, typer.Argument(metavar="EXCHANGE")],
-    queue: Annotated[str, typer.Argument(metavar="QUEUE")],
+    exchange: Annotated[str, typer.Argument(metavar="EXCHANGE", help="The source exchange.")],
+    queue: Annotated[str, typer.Argument(
+        metavar="QUEUE", help="The destination queue (an exchange with --to-exchange).")],
     keys: BindKeys = None, headers: BindHeaders = None, match: BindMatch = None,
     args: ArgOption = None, to_exchange: ToExchange = False,
 ) -> None:
@@ -169,7 +171,7 @@ def unbind(
 @delete_app.command("queue", help="Delete a queue and its messages.")
 def delete_queue(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Queue name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Queue name.")],
     if_unused: Annotated[bool, typer.Option(
         "--if-unused", help="Only if it has no consumers.")] = False,
     if_empty: Annotated[bool, typer.Option(
@@ -186,7 +188,7 @@ def delete_queue(
 @delete_app.command("exchange", help="Delete an exchange and its bindings.")
 def delete_exchange(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Exchange name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Exchange name.")],
     if_unused: Annotated[bool, typer.Option(
         "--if-unused", help="Only if no bindings lead from it.")] = False,
 ) -> None:

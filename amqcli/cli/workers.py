@@ -11,7 +11,8 @@ connection: the loop alternates short fetches with noticing which children exite
 Ctrl+C (or SIGTERM) stops taking messages and lets the running commands finish; a second
 one terminates them (SIGTERM to each command's process group), a third kills them; what
 did not finish goes back to the queue. Commands run in process groups of their own, so a
-Ctrl+C at the terminal reaches amq only.
+Ctrl+C at the terminal reaches amq only, and are started by a supervisor
+(``supervisor.py``) that kills those groups if the worker dies.
 """
 
 import json
@@ -30,6 +31,7 @@ from .. import errors
 from ..broker.codec import to_json_value
 from ..broker.model import PROPERTY_NAMES, Delivery
 from .env import Environment
+from .supervisor import Spawner, SupervisedJob
 
 FETCH_SLICE = 0.02  # a fetch's wait while commands run: how late an exit may be noticed
 IDLE_SLICE = 0.2  # the longest wait before looking at Ctrl+C again
@@ -133,7 +135,7 @@ class Job:
 
     __slots__ = ("delivery", "error", "output", "pidfd", "process", "terminated")
 
-    def __init__(self, delivery: Delivery, process: subprocess.Popen | None,
+    def __init__(self, delivery: Delivery, process: SupervisedJob | subprocess.Popen | None,
                  output: IO[bytes] | None, error: str | None = None) -> None:
         self.delivery = delivery
         self.process = process
@@ -175,9 +177,10 @@ class Job:
             self.pidfd = None
 
 
-def _pidfd(process: subprocess.Popen | None) -> int | None:
-    """A descriptor that becomes readable when the process ends (Linux 5.3+), or None."""
-    if process is None or not hasattr(os, "pidfd_open"):
+def _pidfd(process: SupervisedJob | subprocess.Popen | None) -> int | None:
+    """A descriptor that becomes readable when the process ends (Linux 5.3+), or None
+    (and None for a supervised job: the supervisor's socket tells of its end)."""
+    if not isinstance(process, subprocess.Popen) or not hasattr(os, "pidfd_open"):
         return None
     try:
         return os.pidfd_open(process.pid)
@@ -196,13 +199,15 @@ class Pool:
         self.stderr_fd = stderr_fd
         self.capture = capture
         self.jobs: list[Job] = []
+        self.spawner = Spawner()
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def start(self, d: Delivery) -> Job:
-        """Run the command for a delivery: body on stdin (a temporary file, so a large
-        body never blocks amq), its own process group, stdout passed through or captured."""
+        """Run the command for a delivery under a supervisor (``supervisor.py``): body on
+        stdin (a temporary file, so a large body never blocks amq), a process group of its
+        own, stdout passed through or captured."""
         import tempfile
         # The job owns the captured output until it is settled (Job.close).
         output = tempfile.TemporaryFile() if self.capture else None  # noqa: SIM115
@@ -210,11 +215,10 @@ class Pool:
             with tempfile.TemporaryFile() as stdin:
                 stdin.write(d.body)
                 stdin.seek(0)
-                process = subprocess.Popen(
-                    self.command, shell=True, stdin=stdin,
-                    stdout=output if output is not None else self.stdout_fd,
-                    stderr=self.stderr_fd, env=dict(self.environ, **message_environment(d)),
-                    process_group=0)
+                process = self.spawner.spawn(
+                    self.command, dict(self.environ, **message_environment(d)),
+                    stdin.fileno(), output.fileno() if output is not None else self.stdout_fd,
+                    self.stderr_fd)
             job = Job(d, process, output)
         except (OSError, ValueError) as err:  # E2BIG (huge headers), no /bin/sh, ...
             job = Job(d, None, output, error=str(err))
@@ -230,14 +234,21 @@ class Pool:
 
     def wait(self, timeout: float) -> None:
         """Sleep until a command ends or ``timeout`` passes."""
+        supervisor = self.spawner.fileno()
         fds = [job.pidfd for job in self.jobs if job.pidfd is not None]
-        if not self.jobs or len(fds) < len(self.jobs):
+        if supervisor is not None:
+            fds.append(supervisor)
+        elif not self.jobs or len(fds) < len(self.jobs):
             time.sleep(min(timeout, 0.01) if self.jobs else timeout)
             return
         poller = select.poll()
         for fd in fds:
             poller.register(fd, select.POLLIN)
         poller.poll(timeout * 1000)
+
+    def close(self) -> None:
+        """Stop the supervisor (which kills what may still run of the commands)."""
+        self.spawner.close()
 
     def signal_all(self, signo: int) -> None:
         """Send a signal to every running command's process group."""
@@ -472,7 +483,10 @@ def run_workers(env: Environment, sub: Any, settings: Settings, handler: Handler
     try:
         return Workers(env, sub, settings, handler, pool).run()
     finally:
-        sub.cancel()
+        try:
+            pool.close()
+        finally:
+            sub.cancel()
 
 
 def check_outcome(tally: Tally, settings: Settings, queue: str) -> None:
