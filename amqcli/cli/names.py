@@ -148,3 +148,52 @@ def attach(tree: Any) -> Any:
             if kind is not None and param._custom_shell_complete is None:
                 param._custom_shell_complete = complete_name
     return tree
+
+
+# --- names are text -------------------------------------------------------------------------
+
+# The parameters whose words may be any bytes: bodies, paths, shell commands, and the values
+# of --header/--property/--arg (parsing.py keeps those as bytes; their keys it checks).
+BYTES_PARAMS = frozenset({"body", "file", "exec_", "command", "users_file", "headers",
+                          "properties", "args"})
+
+
+def _label(param: Any) -> str:
+    """How the usage line names a parameter: ``QUEUE``, ``--exchange``."""
+    if param.param_type_name == "argument":
+        return (param.metavar or param.name.upper()).strip("[]")
+    return max(param.opts, key=len)
+
+
+def _not_utf8(value: Any) -> str | None:
+    """The first word of ``value`` (a word or a list of them) that is not UTF-8."""
+    for word in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(word, str) and not word.isascii():
+            try:
+                word.encode("utf-8")
+            except UnicodeEncodeError:
+                return word
+    return None
+
+
+def _utf8_checked(callback: Any) -> Any:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        bad = _not_utf8(value)
+        if bad is not None:
+            from .. import errors
+            from ..broker.codec import shown
+            raise errors.UsageError(f"{_label(param)} '{shown(bad)}' is not valid UTF-8 "
+                                    "(AMQP names are UTF-8 text)")
+        return callback(ctx, param, value) if callback is not None else value
+    return check
+
+
+def require_utf8(tree: Any) -> Any:
+    """Make every text parameter of a click tree but ``BYTES_PARAMS`` refuse words that are
+    not UTF-8 (Python decodes argv with ``surrogateescape``) with a usage error naming the
+    parameter, before the command runs; the tree."""
+    for _command_name, command in walk(tree):
+        for param in command.params:
+            if param.name not in BYTES_PARAMS:
+                param.callback = _utf8_checked(param.callback)
+    return tree

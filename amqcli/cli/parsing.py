@@ -5,6 +5,11 @@ convention: ``n:=5`` is the integer 5, ``ok:=true`` a boolean, ``tags:='["a","b"
 array, ``blob:='{"$bytes": "AAE="}'`` a byte array). ``--arg K=V`` types the value the
 way RabbitMQ expects for the well-known ``x-`` arguments (integers stay integers), and
 ``K:=JSON`` works there too.
+
+AMQP strings are octets: a value that is not UTF-8 (``-H "k=$(printf '\\xff')"``, which
+Python hands over as a str with lone surrogates) is kept as the bytes the shell passed,
+in headers, arguments and properties alike. Keys must be UTF-8. Every table is checked
+against what AMQP can carry (``codec.check_table``), so both brokers refuse the same.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from ..broker.codec import from_json_value
+from ..broker.codec import check_table, from_json_value, text_or_bytes
 from ..broker.model import PROPERTY_NAMES, Properties
 
 INTEGER_ARGS = {
@@ -43,12 +48,19 @@ def _json_value(key: str, text: str, option: str) -> Any:
         raise errors.UsageError(f"{option} {key}:= needs a JSON value, not {text!r}") from None
 
 
+def _checked(table: dict[str, Any], option: str) -> dict[str, Any]:
+    try:
+        return check_table(table, option)
+    except ValueError as err:
+        raise errors.UsageError(str(err)) from None
+
+
 def parse_headers(items: list[str] | None, option: str = "--header") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         key, text, is_json = _split(item, option)
         out[key] = _json_value(key, text, option) if is_json else text
-    return out
+    return _checked(out, option)
 
 
 def _auto(key: str, text: str) -> Any:
@@ -67,7 +79,7 @@ def parse_arguments(items: list[str] | None, option: str = "--arg") -> dict[str,
     for item in items or []:
         key, text, is_json = _split(item, option)
         out[key] = _json_value(key, text, option) if is_json else _auto(key, text)
-    return out
+    return _checked(out, option)
 
 
 _INT_PROPERTIES = {"delivery_mode": (1, 2), "priority": (0, 255)}
@@ -93,7 +105,7 @@ def parse_properties(items: list[str] | None) -> dict[str, Any]:
             if not low <= value <= high:
                 raise errors.UsageError(f"property {name} must be {low} to {high}, not {value}")
         else:
-            value = text
+            value = text_or_bytes(text)  # a shortstr is octets: not UTF-8 stays bytes
         out[name] = value
     return out
 

@@ -79,7 +79,7 @@ def send(
     sender.progress = progress.for_send(env, (lines or null or json_input) and not verbose)
     with sender.progress:
         if body is not None:
-            data = body.encode("utf-8")
+            data = os.fsencode(body)  # the bytes the shell passed (argv is surrogateescape)
             if lines or null:
                 sep = b"\n" if lines else b"\0"
                 records = data.split(sep)
