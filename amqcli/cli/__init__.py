@@ -141,7 +141,7 @@ def run(argv: list[str] | None, env: Environment) -> ExitStatus:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        from .names import require_utf8
+        from .parsing import require_utf8
         command = require_utf8(typer.main.get_command(app_for(argv)))
         result = command(args=argv, prog_name="amq", standalone_mode=False, obj=env)
         if isinstance(result, int):

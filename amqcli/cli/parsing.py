@@ -10,6 +10,8 @@ AMQP strings are octets: a value that is not UTF-8 (``-H "k=$(printf '\\xff')"``
 Python hands over as a str with lone surrogates) is kept as the bytes the shell passed,
 in headers, arguments and properties alike. Keys must be UTF-8. Every table is checked
 against what AMQP can carry (``codec.check_table``), so both brokers refuse the same.
+Names are text: ``require_utf8`` makes every other parameter refuse words that are not
+UTF-8 with a usage error naming the parameter (``ROUTING_KEY 'q\\xff' is not ...``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from ..broker.codec import check_table, from_json_value, text_or_bytes
+from ..broker.codec import check_table, from_json_value, shown, text_or_bytes
 from ..broker.model import PROPERTY_NAMES, Properties
 
 INTEGER_ARGS = {
@@ -118,3 +120,52 @@ def build_properties(props: dict[str, Any], headers: dict[str, Any],
     if persistent:
         values["delivery_mode"] = 2
     return Properties.from_dict(values)
+
+
+# --- names are text -------------------------------------------------------------------------
+
+# The parameters whose words may be any bytes: bodies, paths, shell commands, and the values
+# of --header/--property/--arg (parsing.py keeps those as bytes; their keys it checks).
+BYTES_PARAMS = frozenset({"body", "file", "exec_", "command", "users_file", "headers",
+                          "properties", "args"})
+
+
+def _label(param: Any) -> str:
+    """How the usage line names a parameter: ``QUEUE``, ``--exchange``."""
+    if param.param_type_name == "argument":
+        return (param.metavar or param.name.upper()).strip("[]")
+    return max(param.opts, key=len)
+
+
+def _not_utf8(value: Any) -> str | None:
+    """The first word of ``value`` (a word or a list of them) that is not UTF-8."""
+    for word in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(word, str) and not word.isascii():
+            try:
+                word.encode("utf-8")
+            except UnicodeEncodeError:
+                return word
+    return None
+
+
+def _utf8_checked(callback: Any) -> Any:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        bad = _not_utf8(value)
+        if bad is not None:
+            raise errors.UsageError(f"{_label(param)} '{shown(bad)}' is not valid UTF-8 text")
+        return callback(ctx, param, value) if callback is not None else value
+    return check
+
+
+def require_utf8(tree: Any) -> Any:
+    """Make every text parameter of a click tree but ``BYTES_PARAMS`` refuse words that are
+    not UTF-8 (Python decodes argv with ``surrogateescape``) with a usage error naming the
+    parameter, before the command runs; the tree."""
+    commands = [tree]
+    while commands:
+        command = commands.pop()
+        commands += getattr(command, "commands", {}).values()
+        for param in command.params:
+            if param.name not in BYTES_PARAMS:
+                param.callback = _utf8_checked(param.callback)
+    return tree
