@@ -34,7 +34,9 @@ import pika.data
 from ..broker.codec import INT64, TIMESTAMP, amqp_decimal, shown
 
 INT32 = (-(2**31), 2**31 - 1)
-_pika_decode_value = pika.data.decode_value
+_PIKA = {name: getattr(pika.data, name) for name in ("encode_value", "encode_table",
+                                                     "decode_value")}
+_pika_decode_value = _PIKA["decode_value"]
 _installed: list[bool] = []
 
 
@@ -151,3 +153,11 @@ def install() -> None:
     pika.data.encode_table = encode_table
     pika.data.decode_value = decode_value
     _installed.append(True)
+
+
+def uninstall() -> None:
+    """Give pika its own codec back: for tests that share a process with other pika users
+    (``RabbitMQBackend`` installs the shim again when it connects)."""
+    for name, function in _PIKA.items():
+        setattr(pika.data, name, function)
+    _installed.clear()

@@ -146,6 +146,7 @@ class RabbitMQBackend:
     """One connection to a RabbitMQ broker."""
 
     def __init__(self, url: BrokerURL) -> None:
+        pika_shim.install()  # again, if a test gave pika its own codec back
         self.url = url
         self.display_url = url.display
         self.connection = self._connect()

@@ -13,11 +13,17 @@ import pika.spec
 import pytest
 
 from amqcli.backends import pika_shim
-from amqcli.backends.rabbitmq import encode_properties
 from amqcli.broker.model import Properties
 from amqcli.errors import UsageError
 
-pika_shim.install()
+
+@pytest.fixture(autouse=True)
+def shim():
+    """The shim in pika for each test, and pika's own codec back after it: other tests in
+    this process use pika as the reference client of ``amq broker serve``."""
+    pika_shim.install()
+    yield
+    pika_shim.uninstall()
 
 UTC = dt.UTC
 
@@ -105,18 +111,24 @@ def test_values_that_cannot_be_encoded_say_which_and_why(headers, path, problem)
 
 
 def test_the_backend_reports_an_unencodable_header_as_a_usage_error() -> None:
+    from amqcli.backends.rabbitmq import encode_properties
     with pytest.raises(UsageError) as caught:
         encode_properties(Properties(headers={"x": {"y": 2**64}}))
     assert str(caught.value) == \
         "cannot send header 'x.y': integer 18446744073709551616 does not fit in 64 bits"
 
 
-def test_install_is_idempotent_and_puts_the_shim_into_pika() -> None:
+def test_install_is_idempotent_and_uninstall_gives_pika_its_codec_back() -> None:
     pika_shim.install()
     assert pika.data.encode_value is pika_shim.encode_value
     assert pika.data.encode_table is pika_shim.encode_table
     assert pika.data.decode_value is pika_shim.decode_value
-    assert pika_shim._pika_decode_value is not pika_shim.decode_value
+    pika_shim.uninstall()
+    assert pika.data.decode_value is pika_shim._pika_decode_value
+    with pytest.raises(pika.exceptions.UnsupportedAMQPFieldException):
+        round_trip({"f": 1.5})  # pika alone
+    pika_shim.install()
+    assert round_trip({"f": 1.5}) == {"f": 1.5}
 
 
 def test_the_pika_internals_the_shim_relies_on_are_still_there() -> None:
