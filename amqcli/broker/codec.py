@@ -170,6 +170,22 @@ def properties_from_json(values: dict[str, Any]) -> Properties:
     return Properties.from_dict(values)
 
 
+def dump_properties(props: Properties) -> str | None:
+    """Properties as stored: compact JSON, or ``None`` when nothing is set."""
+    values = properties_to_json(props)
+    if not values:
+        return None
+    import json
+    return json.dumps(values, separators=(",", ":"))
+
+
+def load_properties(text: str | None) -> Properties:
+    if not text:
+        return Properties()
+    import json
+    return properties_from_json(json.loads(text))
+
+
 # --- what an AMQP field table can carry ---------------------------------------------------
 
 def check_table(table: dict[str, Any], what: str = "header") -> dict[str, Any]:
@@ -243,18 +259,3 @@ def amqp_decimal(value: Any, where: str = "") -> Any:
         raise too_big
     return value.copy_abs() if not unscaled else value  # the wire has no negative zero
 
-
-def dump_properties(props: Properties) -> str | None:
-    """Properties as stored: compact JSON, or ``None`` when nothing is set."""
-    values = properties_to_json(props)
-    if not values:
-        return None
-    import json
-    return json.dumps(values, separators=(",", ":"))
-
-
-def load_properties(text: str | None) -> Properties:
-    if not text:
-        return Properties()
-    import json
-    return properties_from_json(json.loads(text))
