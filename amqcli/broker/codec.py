@@ -31,6 +31,7 @@ INT64 = (-(2**63), 2**63 - 1)
 DECIMAL_SCALE = (0, 255)  # an octet: the number of decimal places
 DECIMAL_VALUE = (-(2**31), 2**31 - 1)  # a 32-bit integer (signed, as pika and RabbitMQ read it)
 TIMESTAMP = (0, 253_402_300_799)  # seconds; AMQP's is unsigned, Python's ends with year 9999
+_TEXT = frozenset(TEXT_PROPERTIES)
 
 
 def text_or_bytes(value: str | bytes) -> str | bytes:
@@ -56,6 +57,8 @@ def shown(value: str | bytes) -> str:
 
 def name_to_json(value: Any) -> Any:
     """A name or string property for JSON: the text, or ``$bytes`` when not UTF-8."""
+    if value.__class__ is str and value.isascii():  # nearly always: the fast way out
+        return value
     if isinstance(value, (str, bytes, bytearray)):
         value = text_or_bytes(value)
         if isinstance(value, bytes):
@@ -79,6 +82,8 @@ def name_from_json(value: Any, what: str) -> str | bytes:
 
 
 def _key(key: Any) -> str:
+    if key.__class__ is str and key.isascii():
+        return key
     return shown(key) if isinstance(key, (str, bytes)) else str(key)
 
 
@@ -152,9 +157,8 @@ def properties_to_json(props: Properties) -> dict[str, Any]:
     values = props.as_dict()
     if "headers" in values:
         values["headers"] = to_json_value(values["headers"])
-    for name in TEXT_PROPERTIES:
-        value = values.get(name)
-        if value is not None and not (isinstance(value, str) and value.isascii()):
+    for name, value in values.items():
+        if name in _TEXT and not (value.__class__ is str and value.isascii()):
             values[name] = name_to_json(value)
     return values
 
@@ -164,9 +168,9 @@ def properties_from_json(values: dict[str, Any]) -> Properties:
     values = dict(values)
     if values.get("headers") is not None:
         values["headers"] = from_json_value(values["headers"])
-    for name in TEXT_PROPERTIES:
-        if values.get(name) is not None:
-            values[name] = name_from_json(values[name], name)
+    for name, value in values.items():
+        if name in _TEXT and value is not None and value.__class__ is not str:
+            values[name] = name_from_json(value, name)
     return Properties.from_dict(values)
 
 

@@ -192,3 +192,9 @@ def test_shown_escapes_what_is_not_utf8() -> None:
     assert shown(b"a\xffb") == "a\\xffb"
     assert shown("a" + ARGV_FF) == "a\\xff"
     assert shown("é") == "é"
+
+
+def test_json_properties_that_are_null_are_unset() -> None:
+    m = message_from_json('{"body": "", "properties": {"correlation_id": null, '
+                          '"reply_to": {"$bytes": "/w=="}}}', None, "q")
+    assert m.properties == Properties(reply_to=b"\xff")
