@@ -22,6 +22,7 @@ from typing import Any
 
 from . import errors
 from .broker.codec import (
+    check_properties,
     check_table,
     name_from_json,
     name_to_json,
@@ -118,7 +119,7 @@ def message_from_json(line: bytes | str, exchange: str | None,
     if headers:
         props_obj = dict(props_obj, headers=headers)
     try:
-        props = properties_from_json(props_obj)
+        props = check_properties(properties_from_json(props_obj))
         if props.headers:
             props = props._replace(headers=check_table(props.headers))
         key = routing_key if routing_key is not None else \

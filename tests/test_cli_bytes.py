@@ -309,3 +309,13 @@ def test_typed_arguments_reach_rabbitmq_too(amq, name):
         'x-when:={"$decimal": "2.50"}')
     r = amq("declare", "queue", q, "--arg", "x-big:=18446744073709551616", expect=2)
     assert "--arg 'x-big': integer 18446744073709551616 does not fit in 64 bits" in r.stderr
+
+
+def test_a_string_property_past_255_bytes_is_the_same_clear_error(amq, name):
+    q, long = name(), "x" * 300
+    r = amq("send", q, "x", "-p", f"correlation_id={long}", expect=2)
+    assert r.stderr.startswith("amq: error: property correlation_id is 300 bytes long; "
+                               "AMQP allows 255"), r.stderr
+    line = json.dumps({"body": "x", "properties": {"message_id": long}})
+    r = amq("send", q, "--format", "json", input=line + "\n", expect=2)
+    assert "property message_id is 300 bytes long; AMQP allows 255" in r.stderr

@@ -73,6 +73,9 @@ def encode_properties(p: Properties) -> bytes:
         return b"".join(to_pika(p).encode())
     except pika_shim.FieldError as err:
         raise errors.UsageError(f"cannot send header {err}") from None
+    except pex.ShortStringTooLong:
+        raise errors.UsageError("a property is longer than 255 bytes, the most AMQP "
+                                "allows") from None
 
 
 def _arguments(arguments: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -190,7 +190,19 @@ def load_properties(text: str | None) -> Properties:
     return properties_from_json(json.loads(text))
 
 
-# --- what an AMQP field table can carry ---------------------------------------------------
+# --- what AMQP can carry ---------------------------------------------------------------------
+
+def check_properties(props: Properties) -> Properties:
+    """``props``, or ``ValueError`` for a string property past AMQP's 255 bytes."""
+    for name in TEXT_PROPERTIES:
+        value = getattr(props, name)
+        if value is not None:
+            size = len(value.encode("utf-8", "surrogateescape") if isinstance(value, str)
+                       else value)
+            if size > 255:
+                raise ValueError(f"property {name} is {size} bytes long; AMQP allows 255")
+    return props
+
 
 def check_table(table: dict[str, Any], what: str = "header") -> dict[str, Any]:
     """``table`` as AMQP carries it, or ``ValueError`` saying which value cannot be.

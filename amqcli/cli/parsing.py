@@ -108,6 +108,9 @@ def parse_properties(items: list[str] | None) -> dict[str, Any]:
                 raise errors.UsageError(f"property {name} must be {low} to {high}, not {value}")
         else:
             value = text_or_bytes(text)  # a shortstr is octets: not UTF-8 stays bytes
+            size = len(value.encode() if isinstance(value, str) else value)
+            if size > 255:
+                raise errors.UsageError(f"property {name} is {size} bytes long; AMQP allows 255")
         out[name] = value
     return out
 

@@ -145,3 +145,9 @@ def test_the_pika_internals_the_shim_relies_on_are_still_there() -> None:
     assert pika.data.decode_table.__globals__ is vars(pika.data)
     nested = b"A" + struct.pack(">I", 9) + b"d" + struct.pack(">d", 0.25)
     assert pika.data.decode_value(nested, 0)[0] == [0.25]
+
+
+def test_a_long_property_is_a_usage_error_not_pikas_text() -> None:
+    from amqcli.backends.rabbitmq import encode_properties
+    with pytest.raises(UsageError, match="a property is longer than 255 bytes"):
+        encode_properties(Properties(app_id="x" * 300))
