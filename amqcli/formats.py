@@ -124,6 +124,8 @@ def message_from_json(line: bytes | str, exchange: str | None,
             props = props._replace(headers=check_table(props.headers))
         key = routing_key if routing_key is not None else \
             name_from_json(obj.get("routing_key", ""), "routing_key")
+        if len(key) > 63 and len(key.encode() if isinstance(key, str) else key) > 255:
+            raise ValueError("routing_key is longer than 255 bytes, the most AMQP allows")
         target = exchange if exchange is not None else \
             name_from_json(obj.get("exchange", ""), "exchange")
     except (TypeError, ValueError) as err:

@@ -319,3 +319,15 @@ def test_a_string_property_past_255_bytes_is_the_same_clear_error(amq, name):
     line = json.dumps({"body": "x", "properties": {"message_id": long}})
     r = amq("send", q, "--format", "json", input=line + "\n", expect=2)
     assert "property message_id is 300 bytes long; AMQP allows 255" in r.stderr
+
+
+def test_a_routing_key_past_255_bytes_is_the_same_clear_error(amq, name):
+    long = "k" * 300
+    r = amq("send", "-e", "amq.topic", long, "x", expect=2)
+    assert r.stderr.startswith("amq: error: ROUTING_KEY is 300 bytes long; AMQP allows"), \
+        r.stderr
+    r = amq("bind", "amq.topic", name(), "-k", long, expect=2)
+    assert r.stderr.startswith("amq: error: --routing-key is 300 bytes long"), r.stderr
+    line = json.dumps({"body": "x", "exchange": "amq.topic", "routing_key": long})
+    r = amq("send", "--format", "json", input=line + "\n", expect=2)
+    assert "routing_key is longer than 255 bytes" in r.stderr

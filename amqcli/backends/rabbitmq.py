@@ -442,8 +442,12 @@ class RabbitMQBackend:
         self._raise_if_closed(ch)
         conn = self.connection._impl
         number = ch.channel_number
-        method = pika.frame.Method(number, pika.spec.Basic.Publish(
-            exchange=exchange, routing_key=routing_key, mandatory=True)).marshal()
+        try:
+            method = pika.frame.Method(number, pika.spec.Basic.Publish(
+                exchange=exchange, routing_key=routing_key, mandatory=True)).marshal()
+        except pex.ShortStringTooLong:
+            raise errors.UsageError("the routing key is longer than 255 bytes, the most AMQP "
+                                    "allows") from None
         encoded = encode_properties(props)
         header = _HEADER_FRAME.pack
         head = _FRAME.pack

@@ -151,11 +151,21 @@ def _not_utf8(value: Any) -> str | None:
     return None
 
 
+# Routing and binding keys: AMQP short strings (queue and exchange names are checked by
+# the backends, naming their kind).
+KEY_PARAMS = frozenset({"routing_key", "keys", "dead_letter_routing_key"})
+
+
 def _utf8_checked(callback: Any) -> Any:
     def check(ctx: Any, param: Any, value: Any) -> Any:
         bad = _not_utf8(value)
         if bad is not None:
             raise errors.UsageError(f"{_label(param)} '{shown(bad)}' is not valid UTF-8 text")
+        if param.name in KEY_PARAMS:
+            for word in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(word, str) and len(word) > 63 and len(word.encode()) > 255:
+                    raise errors.UsageError(f"{_label(param)} is {len(word.encode())} bytes "
+                                            "long; AMQP allows at most 255")
         return callback(ctx, param, value) if callback is not None else value
     return check
 
