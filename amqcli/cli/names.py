@@ -148,4 +148,3 @@ def attach(tree: Any) -> Any:
             if kind is not None and param._custom_shell_complete is None:
                 param._custom_shell_complete = complete_name
     return tree
-
