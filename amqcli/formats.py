@@ -5,6 +5,10 @@ one: the default in pipes), ``body`` (bodies byte for byte, nothing between them
 ``--count 1`` exactly one body), ``nul`` (each body then a NUL byte, for ``xargs -0``),
 ``json`` (one lossless JSON object per line, which ``amq send --format json`` reads back)
 and ``pretty`` (rich, for terminals: see ``render.py``).
+
+In JSON, any string a message carries (exchange, routing key, string properties, header
+values) that is not UTF-8 is written ``{"$bytes": "<base64>"}`` and read back as those
+bytes, so no message can make the output fail and a copy through JSON is exact.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from enum import StrEnum
 from typing import Any
 
 from . import errors
-from .broker.codec import properties_from_json, properties_to_json
+from .broker.codec import (
+    check_properties,
+    check_table,
+    name_from_json,
+    name_to_json,
+    properties_from_json,
+    properties_to_json,
+)
 from .broker.model import Delivery, Message
 
 
@@ -47,14 +58,14 @@ def delivery_to_json(d: Delivery) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "body": body,
         "body_encoding": encoding,
-        "exchange": d.exchange,
-        "routing_key": d.routing_key,
+        "exchange": name_to_json(d.exchange),
+        "routing_key": name_to_json(d.routing_key),
         "redelivered": d.redelivered,
         "properties": props,
         "headers": headers or {},
     }
     if d.queue:
-        obj["queue"] = d.queue
+        obj["queue"] = name_to_json(d.queue)
     return obj
 
 
@@ -108,14 +119,18 @@ def message_from_json(line: bytes | str, exchange: str | None,
     if headers:
         props_obj = dict(props_obj, headers=headers)
     try:
-        props = properties_from_json(props_obj)
+        props = check_properties(properties_from_json(props_obj))
+        if props.headers:
+            props = props._replace(headers=check_table(props.headers))
+        key = routing_key if routing_key is not None else \
+            name_from_json(obj.get("routing_key", ""), "routing_key")
+        if len(key) > 63 and len(key.encode() if isinstance(key, str) else key) > 255:
+            raise ValueError("routing_key is longer than 255 bytes, the most AMQP allows")
+        target = exchange if exchange is not None else \
+            name_from_json(obj.get("exchange", ""), "exchange")
     except (TypeError, ValueError) as err:
-        raise errors.UsageError(f"bad properties in JSON input: {err}") from None
-    return Message(
-        raw, props,
-        routing_key if routing_key is not None else str(obj.get("routing_key", "")),
-        exchange if exchange is not None else str(obj.get("exchange", "")),
-    )
+        raise errors.UsageError(f"bad JSON input: {err}") from None
+    return Message(raw, props, key, target)  # type: ignore[arg-type]  # bytes: not UTF-8
 
 
 def read_records(fd: int, separator: bytes, chunk_size: int = 1 << 20) -> Iterator[list[bytes]]:

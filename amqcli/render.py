@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .broker.codec import to_json_value
+from .broker.codec import shown, to_json_value
 from .broker.model import Delivery
 
 
@@ -27,10 +27,10 @@ class MessagePrinter:
         head = Text()
         head.append(f"#{number}", style="bold cyan")
         if d.queue:
-            head.append("  queue ", style="dim").append(d.queue, style="bold")
+            head.append("  queue ", style="dim").append(shown(d.queue), style="bold")
         head.append("  exchange ", style="dim")
-        head.append(d.exchange or "(AMQP default)", style="magenta")
-        head.append("  routing key ", style="dim").append(d.routing_key, style="green")
+        head.append(shown(d.exchange) or "(AMQP default)", style="magenta")
+        head.append("  routing key ", style="dim").append(shown(d.routing_key), style="green")
         if d.redelivered:
             head.append("  redelivered", style="bold yellow")
         self.console.print(head)
@@ -39,11 +39,12 @@ class MessagePrinter:
         if props:
             line = Text("  ")
             for key, value in props.items():
-                line.append(f"{key}=", style="dim").append(f"{value}  ", style="blue")
+                text = shown(value) if isinstance(value, (str, bytes)) else str(value)
+                line.append(f"{key}=", style="dim").append(f"{text}  ", style="blue")
             self.console.print(line)
         if headers:
-            shown = json.dumps(to_json_value(headers), ensure_ascii=False)
-            self.console.print(Text("  headers ", style="dim") + Text(shown, style="blue"))
+            listed = json.dumps(to_json_value(headers), ensure_ascii=False)
+            self.console.print(Text("  headers ", style="dim") + Text(listed, style="blue"))
         self.console.print(body_text(d.body))
         self.console.file.flush()
 
@@ -52,9 +53,9 @@ def body_text(body: bytes) -> Text:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        shown = body[:256].hex(" ")
+        octets = body[:256].hex(" ")
         more = f" … ({len(body)} bytes)" if len(body) > 256 else f" ({len(body)} bytes)"
-        return Text(f"  <binary> {shown}{more}", style="yellow")
+        return Text(f"  <binary> {octets}{more}", style="yellow")
     return Text("  " + text.replace("\n", "\n  ") if text else "  (empty body)",
                 style="" if text else "dim")
 

@@ -6,10 +6,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .. import errors
 from ..broker.engine import Broker
 from ..config import default_store_path
 from ..broker.routing import Route
 from ..broker.engine import SWEEP_INTERVAL
+from ..broker.codec import shown
 from ..broker.publishing import REJECTED, UNROUTABLE
 from ..broker.model import (
     Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
@@ -113,6 +115,11 @@ class LocalBackend:
     def publish(self, exchange: str, messages: Sequence[Message], *,
                 confirm: bool = False, sync: bool = True,
                 mandatory: bool = True) -> PublishResult:
+        for m in messages:
+            if not isinstance(m.routing_key, str):  # bytes that are not UTF-8 (JSON input)
+                raise errors.UsageError(
+                    f"routing key '{shown(m.routing_key)}' is not valid UTF-8: the local "
+                    "broker takes UTF-8 routing keys only (RabbitMQ takes any bytes)")
         return _result(self.connection.publish(exchange, messages), mandatory)
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,

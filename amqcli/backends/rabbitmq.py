@@ -31,6 +31,9 @@ from ..broker.model import (
 )
 from ..broker.routing import Route
 from ..config import BrokerURL
+from . import pika_shim
+
+pika_shim.install()  # floats, exact decimals and clear errors in pika's field tables
 
 CONNECT_TIMEOUT = 10.0
 _FRAME = struct.Struct(">BHI")  # frame type, channel, payload size
@@ -54,12 +57,36 @@ def _broker_error(err: Exception) -> errors.AmqError:
 
 
 def to_properties(p: pika.BasicProperties) -> Properties:
+    """amq's Properties of pika's; strings that are not UTF-8 stay bytes (pika's choice)."""
     values = {name: getattr(p, name, None) for name in Properties._fields}
     return Properties(**values)
 
 
 def to_pika(p: Properties) -> pika.BasicProperties:
     return pika.BasicProperties(**p.as_dict())
+
+
+def encode_properties(p: Properties) -> bytes:
+    """The content header's property flags and values, or a UsageError naming the header
+    that cannot be encoded."""
+    try:
+        return b"".join(to_pika(p).encode())
+    except pika_shim.FieldError as err:
+        raise errors.UsageError(f"cannot send header {err}") from None
+    except pex.ShortStringTooLong:
+        raise errors.UsageError("a property is longer than 255 bytes, the most AMQP "
+                                "allows") from None
+
+
+def _arguments(arguments: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Arguments for pika, checked first: a value pika's encoder refuses would leave the
+    channel waiting for a reply to a method that was never sent."""
+    if arguments:
+        try:
+            pika_shim.table_bytes(arguments)
+        except pika_shim.FieldError as err:
+            raise errors.UsageError(f"cannot send argument {err}") from None
+    return arguments or None
 
 
 class RabbitSubscription:
@@ -122,6 +149,7 @@ class RabbitMQBackend:
     """One connection to a RabbitMQ broker."""
 
     def __init__(self, url: BrokerURL) -> None:
+        pika_shim.install()  # again, if a test gave pika its own codec back
         self.url = url
         self.display_url = url.display
         self.connection = self._connect()
@@ -241,7 +269,7 @@ class RabbitMQBackend:
         name = check_name("queue", name)
         ok = self.call(lambda: self.channel.queue_declare(
             name, passive=passive, durable=durable, exclusive=exclusive,
-            auto_delete=auto_delete, arguments=arguments or None)).method
+            auto_delete=auto_delete, arguments=_arguments(arguments))).method
         return DeclareOk(ok.queue, ok.message_count, ok.consumer_count)
 
     def ensure_queue(self, name: str) -> None:
@@ -260,7 +288,7 @@ class RabbitMQBackend:
         check_name("exchange", name)
         self.call(lambda: self.channel.exchange_declare(
             name, exchange_type=type, passive=passive, durable=durable,
-            auto_delete=auto_delete, internal=internal, arguments=arguments or None))
+            auto_delete=auto_delete, internal=internal, arguments=_arguments(arguments)))
 
     def delete_queue(self, name: str, *, if_unused: bool = False,
                      if_empty: bool = False) -> int:
@@ -293,8 +321,8 @@ class RabbitMQBackend:
         check_name("exchange", source)
         check_name(destination_type.value, destination)
         method = f"{destination_type.value}_{verb}"
-        self.call(lambda: getattr(self.channel, method)(destination, source, routing_key,
-                                                        arguments or None))
+        args = _arguments(arguments)
+        self.call(lambda: getattr(self.channel, method)(destination, source, routing_key, args))
 
     # --- publishing -------------------------------------------------------------------
 
@@ -417,9 +445,13 @@ class RabbitMQBackend:
         self._raise_if_closed(ch)
         conn = self.connection._impl
         number = ch.channel_number
-        method = pika.frame.Method(number, pika.spec.Basic.Publish(
-            exchange=exchange, routing_key=routing_key, mandatory=mandatory)).marshal()
-        encoded = b"".join(to_pika(props).encode())
+        try:
+            method = pika.frame.Method(number, pika.spec.Basic.Publish(
+                exchange=exchange, routing_key=routing_key, mandatory=mandatory)).marshal()
+        except pex.ShortStringTooLong:
+            raise errors.UsageError("the routing key is longer than 255 bytes, the most AMQP "
+                                    "allows") from None
+        encoded = encode_properties(props)
         header = _HEADER_FRAME.pack
         head = _FRAME.pack
         header_size = 12 + len(encoded)

@@ -43,11 +43,21 @@ def server_name(prefix: str) -> str:
 
 
 def check_name(kind: str, name: str) -> str:
-    """Strip CR/LF as RabbitMQ does; refuse names over 255 bytes (AMQP short strings)."""
+    """Strip CR/LF as RabbitMQ does; refuse names over 255 bytes (AMQP short strings) and
+    names that are not UTF-8 (bytes, or a str with the lone surrogates of undecodable argv)."""
+    if not isinstance(name, str):
+        try:
+            name = bytes(name).decode("utf-8")
+        except UnicodeDecodeError:
+            name = bytes(name).decode("utf-8", "surrogateescape")
     name = name.replace("\r", "").replace("\n", "")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise errors.UsageError(
-            f"{kind} name is {len(name.encode())} bytes long; AMQP allows at most 255")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise errors.UsageError(f"{kind} name '{shown}' is not valid UTF-8") from None
+    if size > MAX_NAME_BYTES:
+        raise errors.UsageError(f"{kind} name is {size} bytes long; AMQP allows at most 255")
     return name
 
 

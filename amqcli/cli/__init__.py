@@ -183,7 +183,9 @@ def run(argv: list[str] | None, env: Environment) -> ExitStatus:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        result = app_for(argv)(args=argv, prog_name="amq", standalone_mode=False, obj=env)
+        from .parsing import require_utf8
+        command = require_utf8(typer.main.get_command(app_for(argv)))
+        result = command(args=argv, prog_name="amq", standalone_mode=False, obj=env)
         if isinstance(result, int):
             code = ExitStatus(result)
     except typer.Exit as exit_:

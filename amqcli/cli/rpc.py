@@ -8,6 +8,7 @@ worker pool of ``workers.py`` and publishes the command's stdout to the request'
 ``reply_to`` through the default exchange, with the request's ``correlation_id``.
 """
 
+import os
 import time
 import uuid
 from typing import Annotated, Any
@@ -94,7 +95,7 @@ def _request_body(env: Environment, body: str | None, file: str | None) -> bytes
     if body is not None and file is not None:
         raise errors.UsageError("give the body as BODY or --file, not both")
     if body is not None:
-        return body.encode("utf-8")
+        return os.fsencode(body)  # the bytes the shell passed
     if file is None:
         if env.stdin_isatty:
             raise errors.UsageError("no body: give BODY, --file PATH, or pipe it on stdin")

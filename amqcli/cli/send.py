@@ -88,7 +88,7 @@ def send(
     sender.progress = progress.for_send(env, bulk and not verbose)
     with sender.interruptible(bulk), sender.progress:
         if body is not None:
-            data = body.encode("utf-8")
+            data = os.fsencode(body)  # the bytes the shell passed (argv is surrogateescape)
             if lines or null:
                 sep = b"\n" if lines else b"\0"
                 records = data.split(sep)

@@ -97,14 +97,21 @@ def _scalar_text(value: Any) -> str | None:
     return None
 
 
+def _text(value: str | bytes | int) -> str:
+    """A name or property as a variable: bytes that are not UTF-8 as the very same bytes
+    (``fsdecode`` here, ``fsencode`` in Popen), not as ``b'...'``."""
+    return os.fsdecode(value) if isinstance(value, bytes) else str(value)
+
+
 def message_environment(d: Delivery) -> dict[str, str]:
     """The ``AMQ_*`` variables describing one delivery (those with a value only)."""
-    out = {"AMQ_QUEUE": d.queue, "AMQ_EXCHANGE": d.exchange, "AMQ_ROUTING_KEY": d.routing_key,
+    out = {"AMQ_QUEUE": d.queue, "AMQ_EXCHANGE": _text(d.exchange),
+           "AMQ_ROUTING_KEY": _text(d.routing_key),
            "AMQ_REDELIVERED": "true" if d.redelivered else "false"}
     for name, variable in PROPERTY_VARIABLES.items():
         value = getattr(d.properties, name)
         if value is not None:
-            out[variable] = str(value)
+            out[variable] = _text(value)
     headers = d.properties.headers or {}
     out["AMQ_HEADERS"] = json.dumps(to_json_value(headers), ensure_ascii=False)
     for key, value in headers.items():

@@ -1,0 +1,163 @@
+"""Field tables as RabbitMQ carries them, in pika: the one place amq changes pika's codec.
+
+pika 1.3-1.4 (checked: 1.4.4) cannot encode a float (``UnsupportedAMQPFieldException``,
+shown raw as ``None None - ([None, b'\\x01', b'f'], 1.5)``), decodes floats and doubles
+as integers (``long(struct.unpack(...))``: 1.5 arrives as 1), normalises decimals on the
+way out (``1.50`` leaves as ``1.5``) and lets ``struct.error`` escape for integers past 64
+bits or timestamps before 1970. The local broker keeps all of these (``broker/codec.py``),
+so without this module the same message reads differently on the two brokers.
+
+It relies on these pika internals, replaced once by ``install()`` (idempotent):
+
+- ``pika.data.encode_table`` / ``pika.data.decode_table``: what ``pika.spec`` calls for
+  every table (``BasicProperties.headers``, declare/bind ``arguments``), looked up as
+  attributes of ``pika.data`` at each call;
+- ``pika.data.encode_value`` / ``pika.data.decode_value``: what those two call for each
+  value, looked up as globals of ``pika.data``, so nested tables and arrays go through the
+  replacements too. Kinds this module does not change are decoded by pika's own function.
+
+``tests/unit/test_pika_shim.py`` fails, naming the missing piece, if an upgrade moves them.
+Values that cannot be encoded raise ``FieldError`` (a ``ValueError``) that says which
+header or argument and why, before anything is written to the socket.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import decimal
+import struct
+from typing import Any
+
+import pika.data
+
+from ..broker.codec import INT64, TIMESTAMP, amqp_decimal, shown
+
+INT32 = (-(2**31), 2**31 - 1)
+_PIKA = {name: getattr(pika.data, name) for name in ("encode_value", "encode_table",
+                                                     "decode_value")}
+_pika_decode_value = _PIKA["decode_value"]
+_installed: list[bool] = []
+
+
+class FieldError(ValueError):
+    """A table value AMQP cannot carry: ``path`` (``a.b[0]``) says which, ``problem`` why."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"'{path}': {problem}" if path else problem)
+        self.path, self.problem = path, problem
+
+
+def _check(value: int, bounds: tuple[int, int], where: str, text: str) -> None:
+    if not bounds[0] <= value <= bounds[1]:
+        raise FieldError(where, text)
+
+
+def encode_value(pieces: list[bytes], value: Any, where: str = "") -> int:
+    """Append one typed field value (type octet first); its size in bytes."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")  # lone surrogates: argv's bytes
+        pieces += (struct.pack(">cI", b"S", len(value)), value)
+        return 5 + len(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value)
+        pieces += (struct.pack(">cI", b"x", len(value)), value)
+        return 5 + len(value)
+    if isinstance(value, bool):
+        pieces.append(struct.pack(">cB", b"t", value))
+        return 2
+    if isinstance(value, int):
+        if INT32[0] <= value <= INT32[1]:
+            pieces.append(struct.pack(">ci", b"I", value))
+            return 5
+        _check(value, INT64, where, f"integer {value} does not fit in 64 bits")
+        pieces.append(struct.pack(">cq", b"l", value))
+        return 9
+    if isinstance(value, float):
+        pieces.append(struct.pack(">cd", b"d", value))
+        return 9
+    if isinstance(value, decimal.Decimal):
+        return _encode_decimal(pieces, value, where)
+    if isinstance(value, dt.datetime):
+        stamp = calendar.timegm(value.utctimetuple())
+        _check(stamp, TIMESTAMP, where, f"timestamp {stamp} is out of range")
+        pieces.append(struct.pack(">cQ", b"T", stamp))
+        return 9
+    if isinstance(value, dict):
+        pieces.append(b"F")
+        return 1 + encode_table(pieces, value, where)
+    if isinstance(value, (list, tuple)):
+        items: list[bytes] = []
+        for i, item in enumerate(value):
+            encode_value(items, item, f"{where}[{i}]")
+        data = b"".join(items)
+        pieces += (struct.pack(">cI", b"A", len(data)), data)
+        return 5 + len(data)
+    if value is None:
+        pieces.append(b"V")
+        return 1
+    raise FieldError(where, f"AMQP has no field type for {value!r}")
+
+
+def _encode_decimal(pieces: list[bytes], value: decimal.Decimal, where: str) -> int:
+    """Places and unscaled value exactly as given (pika would normalise 1.50 to 1.5)."""
+    try:
+        value = amqp_decimal(value)
+    except ValueError as err:
+        raise FieldError(where, str(err)) from None
+    places = max(0, -value.as_tuple().exponent)
+    unscaled = int(value.scaleb(places, decimal.Context(prec=20)))
+    pieces.append(struct.pack(">cBi", b"D", places, unscaled))
+    return 6
+
+
+def encode_table(pieces: list[bytes], table: dict[str, Any] | None, where: str = "") -> int:
+    """Append a field table (its size first); the size in bytes, as pika's does."""
+    size_at = len(pieces)
+    pieces.append(b"")
+    size = 0
+    for key, value in (table or {}).items():
+        path = f"{where}.{shown(key)}" if where else shown(key)
+        name = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
+        if len(name) > 255:
+            raise FieldError(path[:60] + "...", "a name is longer than 255 bytes")
+        pieces += (struct.pack("B", len(name)), name)
+        size += 1 + len(name) + encode_value(pieces, value, path)
+    pieces[size_at] = struct.pack(">I", size)
+    return size + 4
+
+
+def decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
+    """One typed field value; floats and doubles as floats (pika makes them integers)."""
+    kind = encoded[offset:offset + 1]
+    if kind == b"d":
+        return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
+    if kind == b"f":
+        return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
+    return _pika_decode_value(encoded, offset)  # its arrays and tables come back here
+
+
+def table_bytes(table: dict[str, Any] | None) -> bytes:
+    """A table encoded (``FieldError`` if it cannot be): checks arguments before pika's
+    RPC machinery sees them, since an exception in the middle of it wedges the channel."""
+    pieces: list[bytes] = []
+    encode_table(pieces, table)
+    return b"".join(pieces)
+
+
+def install() -> None:
+    """Put this module's codec into pika (once)."""
+    if _installed:
+        return
+    pika.data.encode_value = encode_value
+    pika.data.encode_table = encode_table
+    pika.data.decode_value = decode_value
+    _installed.append(True)
+
+
+def uninstall() -> None:
+    """Give pika its own codec back: for tests that share a process with other pika users
+    (``RabbitMQBackend`` installs the shim again when it connects)."""
+    for name, function in _PIKA.items():
+        setattr(pika.data, name, function)
+    _installed.clear()
