@@ -17,12 +17,12 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .. import config, errors
 
-SCHEMA_VERSION = 1
-
+# The schema as version 1 wrote it. A later change is a migration (``MIGRATIONS``), never
+# an edit of this text: users' store files of every earlier version must keep opening.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -90,11 +90,25 @@ CREATE TABLE IF NOT EXISTS consumers (
 CREATE INDEX IF NOT EXISTS consumers_queue ON consumers (queue);
 """
 
-# The tables and indexes of SCHEMA, by name (SQLite's own are named sqlite_*).
+
+
+def _migrations() -> dict[int, Callable[[sqlite3.Connection], None]]:
+    """The step to each schema version after 1, from the one before it: ``{2: step, ...}``.
+    A step runs inside the transaction that opens an older store (all steps commit
+    together, or none does); a table or index it creates goes into ``MIGRATED_OBJECTS``."""
+    return {}
+
+
+MIGRATIONS = _migrations()
+SCHEMA_VERSION = max(MIGRATIONS, default=1)
+MIGRATED_OBJECTS: frozenset[str] = frozenset()  # tables and indexes the migrations add
+
+# The tables and indexes of a store, by name (SQLite's own are named sqlite_*).
 STORE_OBJECTS = frozenset(
     word.split("(")[0] for line in SCHEMA.splitlines()
     if line.startswith(("CREATE TABLE", "CREATE INDEX"))
-    for word in [line.split(" IF NOT EXISTS ")[1].split()[0]])
+    for word in [line.split(" IF NOT EXISTS ")[1].split()[0]]) | MIGRATED_OBJECTS
+OPEN_RETRY = 10.0  # seconds to retry the first open of a new store that others open too
 POLL_INTERVAL = 0.02  # seconds between checks for other processes' commits
 
 
@@ -141,28 +155,43 @@ class Store:
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             self._check_path()
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                 timeout=30)
-            db.execute("PRAGMA busy_timeout = 30000")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                self._create(db, version)
-            db.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as err:
-            raise self.error(err) from err
-        return db
+        deadline = time.monotonic() + OPEN_RETRY
+        while True:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=30)
+                try:
+                    db.execute("PRAGMA busy_timeout = 30000")
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    if version != SCHEMA_VERSION:
+                        self._upgrade(db, version)
+                    db.execute("PRAGMA synchronous = NORMAL")
+                except BaseException:
+                    db.close()
+                    raise
+                return db
+            except sqlite3.OperationalError as err:
+                # Processes creating one new store at once: switching it to WAL can fail
+                # with "locked" without waiting (SQLite calls no busy handler there).
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise self.error(err) from err
+                time.sleep(0.01)
+            except sqlite3.Error as err:
+                raise self.error(err) from err
 
-    def _create(self, db: sqlite3.Connection, version: int) -> None:
+    def _upgrade(self, db: sqlite3.Connection, version: int) -> None:
+        """Bring a new (version 0) or older store to ``SCHEMA_VERSION``, in one transaction."""
         if version > SCHEMA_VERSION:
             raise errors.StoreError(
-                f"the store {self.path} was written by a newer amq (schema {version})")
+                f"local store {self.path}: written by a newer amq (schema version {version}; "
+                f"this amq knows up to {SCHEMA_VERSION}): upgrade amq to use it")
         self._refuse_foreign(db)  # before WAL mode, which would change such a file
         if self.path != ":memory:":
             db.execute("PRAGMA journal_mode = WAL")
         db.execute("BEGIN IMMEDIATE")
         try:
-            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # another may have
+            if version == 0:
                 self._refuse_foreign(db)
                 self.created = True
                 for statement in SCHEMA.split(";\n"):  # no ";" inside a statement
@@ -172,7 +201,10 @@ class Store:
                 db.executemany(
                     "INSERT OR IGNORE INTO exchanges (name, type, durable) VALUES (?, ?, 1)",
                     PREDECLARED_EXCHANGES.items())
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = 1
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

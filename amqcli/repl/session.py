@@ -429,7 +429,7 @@ def run_shell(env: Environment, keep_going: bool = False) -> ExitStatus:
     # The lines come from stdin: the commands get an empty stdin (`send q` sends an empty
     # body), as the commands of a shell script would if the shell kept reading it.
     lines = io.TextIOWrapper(os.fdopen(env.stdin_fd, "rb", closefd=False),
-                             encoding="utf-8", errors="replace")
+                             encoding="utf-8", errors="surrogateescape")
     with open(os.devnull, "rb") as nothing:
         scripted_env = environment_like(env, env.url, stdin_fd=nothing.fileno())
         scripted_env.broker = env.broker
