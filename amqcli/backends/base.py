@@ -107,7 +107,12 @@ class Backend(Protocol):
         """Where a message would go (bindings matched per exchange, queues reached),
         without publishing it."""
 
-    def list_queues(self) -> list[Queue]: ...
+    def list_queues(self) -> list[Queue]:
+        """Every queue with its exact ready, unacknowledged and consumer counts."""
+
+    def queue_names(self) -> list[str]:
+        """The queues' names only (completion): cheaper than ``list_queues``, and it touches
+        no queue (no ``x-expires`` lease is renewed)."""
 
     def list_exchanges(self) -> list[Exchange]: ...
 

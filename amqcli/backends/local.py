@@ -142,6 +142,9 @@ class LocalBackend:
     def list_queues(self) -> list[Queue]:
         return self.connection.list_queues()
 
+    def queue_names(self) -> list[str]:
+        return [q.name for q in self.connection.list_queues()]
+
     def list_exchanges(self) -> list[Exchange]:
         return self.connection.list_exchanges()
 

@@ -499,6 +499,9 @@ class RabbitMQBackend:
             out.append(q)
         return out
 
+    def queue_names(self) -> list[str]:
+        return [q.name for q in self._management().queues()]
+
     def list_exchanges(self) -> list[Exchange]:
         return self._management().exchanges()
 

@@ -100,7 +100,7 @@ class BrokerNames(NameSource):
 def list_names(backend: Any, kind: Kind) -> list[str]:
     """Queue or exchange names from a backend (the default exchange left out)."""
     if kind is Kind.QUEUE:
-        return [q.name for q in backend.list_queues()]
+        return backend.queue_names()
     return [x.name for x in backend.list_exchanges() if x.name]
 
 
