@@ -469,14 +469,23 @@ class Connection:
     def unbind(self, source: str, destination: str, routing_key: str = "",
                arguments: dict[str, Any] | None = None,
                destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        """Remove a binding. As in RabbitMQ 3.10, a binding that does not exist is no
+        error, even when its queue or exchanges do not exist either (clients' cleanup
+        relies on it); only the default exchange (403) and, for a binding that exists,
+        an exclusive queue of another connection (405) are refused."""
         source, destination = check_name("exchange", source), check_name("queue", destination)
+        if source == "" or (destination_type is DestinationType.EXCHANGE and destination == ""):
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        key = (source, destination, destination_type.value, routing_key,
+               _json(dict(arguments or {})))
+        match = ("source = ? AND destination = ? AND destination_type = ? AND "
+                 "routing_key = ? AND arguments = ?")
         with self.store.transaction() as db:
-            self._binding_ends(db, source, destination, destination_type)
-            db.execute(
-                "DELETE FROM bindings WHERE source = ? AND destination = ? AND "
-                "destination_type = ? AND routing_key = ? AND arguments = ?",
-                (source, destination, destination_type.value, routing_key,
-                 _json(dict(arguments or {}))))
+            if not db.execute(f"SELECT 1 FROM bindings WHERE {match}", key).fetchone():
+                return
+            if destination_type is DestinationType.QUEUE:
+                self.require_queue(db, destination)
+            db.execute(f"DELETE FROM bindings WHERE {match}", key)
             auto_delete_exchanges(db, [source])
 
     # --- publishing -------------------------------------------------------------------
