@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from . import process
-from .publishing import Router, enqueue
+from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
 from .model import (
     Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
     Message, Properties, Queue,
@@ -81,8 +81,10 @@ def locked(name: str) -> errors.BrokerError:
 class Broker:
     """The local broker on one store file (``None``: in memory, for one process)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None,
+                 max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         self.store = Store(path)
+        self.max_message_size = max_message_size  # larger bodies are refused with 406
         self._last_sweep = 0.0
 
     def connect(self, name: str = "", sweep: bool = True) -> Connection:
@@ -515,6 +517,18 @@ class Connection:
     def _publish(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
         exchange = check_name("exchange", exchange)
+        limit = self.broker.max_message_size
+        for i, (key, props, bodies) in enumerate(groups):
+            if max(map(len, bodies), default=0) > limit:  # as on RabbitMQ: those before
+                n = next(j for j, body in enumerate(bodies) if len(body) > limit)  # it stand
+                before = [*groups[:i], (key, props, bodies[:n])] if n else groups[:i]
+                if before:
+                    self._enqueue(exchange, before)
+                check_size(len(bodies[n]), limit)
+        return self._enqueue(exchange, groups)
+
+    def _enqueue(self, exchange: str,
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
         with self.store.transaction() as db:
             return enqueue(db, self.store, Router(db, exchange), groups)
 
