@@ -133,6 +133,21 @@ def test_bind_and_unbind_errors(amq, name):
     assert amq.queue(q)["messages"] == 1
 
 
+def test_unbind_of_what_does_not_exist_is_fine(amq, name):
+    """As RabbitMQ 3.10: no binding, whatever is missing, is no error (cleanup relies on
+    it); the default exchange is still refused."""
+    x, q, nx, nq = name("x"), name(), name("nox"), name("noq")
+    amq("declare", "exchange", x, "--type", "direct")
+    amq("declare", "queue", q)
+    for source, destination, more in ((x, nq, ()), (nx, q, ()), (nx, nq, ()),
+                                      (x, nx, ("--to-exchange",)), (nx, x, ("--to-exchange",)),
+                                      (nx, name("noy"), ("--to-exchange",))):
+        r = amq("unbind", source, destination, "-k", "k", *more)
+        assert r.stderr == "", (source, destination, r.stderr)
+    assert "default exchange" in amq("unbind", "", q, "-k", q, expect=5).stderr
+    assert "default exchange" in amq("unbind", "", nq, "-k", "k", expect=5).stderr
+
+
 def test_list_queues_formats(amq, name):
     q = name()
     amq("declare", "queue", q, "--durable")

@@ -5,7 +5,8 @@ Delivery tags are per channel and start at 1. An unacknowledged message is a row
 channel remembers which rows it holds, so closing it requeues exactly those, flagged
 redelivered. If the process dies instead, the next sweep requeues them (``engine``).
 Prefetch limits are kept here, per consumer (``basic.qos`` with ``global=false``) and per
-channel (``global=true``).
+channel (``global=true``). A claim is bounded in bytes as well as in count
+(``BATCH_BYTES``), so that a batch of large messages never sits in memory at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import errors
 from .codec import load_properties
@@ -26,6 +27,17 @@ from .model import Delivery, Properties
 
 if TYPE_CHECKING:
     from .engine import Connection
+
+BATCH_BYTES = 16 * 1024 * 1024  # bodies claimed at once, at most (or one message)
+_READY = "FROM messages WHERE queue = ? AND owner IS NULL ORDER BY priority DESC, id LIMIT ?"
+
+
+class Claim(NamedTuple):
+    """What one claim for a consumer took: the deliveries, and whether the byte bound
+    stopped it before ``most`` although more messages were ready."""
+
+    deliveries: list[Delivery]
+    cut: bool
 
 
 @dataclass(slots=True)
@@ -102,19 +114,24 @@ class Channel:
             limits.append(self.global_prefetch - len(self.unacked))
         return max(0, min(limits)) if limits else None
 
-    def deliver(self, tag: str, most: int) -> list[Delivery]:
-        """Claim up to ``most`` ready messages for a consumer, within its prefetch.
+    def deliver(self, tag: str, most: int, max_bytes: int = BATCH_BYTES) -> list[Delivery]:
+        """Claim up to ``most`` ready messages for a consumer, within its prefetch, and
+        bodies of at most ``max_bytes`` in all (always one message, however large).
 
         Raises ``ConsumerCancelled`` when the consumer's queue is gone (the broker cancelled
         it, as RabbitMQ does when a queue is deleted).
         """
+        return self.claim(tag, most, max_bytes).deliveries
+
+    def claim(self, tag: str, most: int, max_bytes: int = BATCH_BYTES) -> Claim:
+        """``deliver``, saying also whether the byte bound cut the claim short."""
         c = self.consumers[tag]
         room = self.capacity(tag)
         if room is not None:
             most = min(most, room)
         if most <= 0:
-            return []
-        rows = self._claim(c.queue, most, c.no_ack)
+            return Claim([], False)
+        rows, cut = self._claim(c.queue, most, c.no_ack, max_bytes)
         if not rows and not self.store.read(
                 "SELECT 1 FROM consumers WHERE connection = ? AND channel = ? AND tag = ?",
                 (self.connection.id, self.number, tag)):
@@ -124,7 +141,7 @@ class Channel:
         deliveries = self._tag(rows, c.queue, None if c.no_ack else tag)
         if not c.no_ack:
             c.unacked += len(deliveries)
-        return deliveries
+        return Claim(deliveries, cut)
 
     # --- basic.get ----------------------------------------------------------------------
 
@@ -134,7 +151,7 @@ class Channel:
         with self.store.transaction(notify=False) as db:
             self.connection.require_queue(db, queue)
             db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), queue))
-            rows = self._claim(queue, 1, no_ack)
+            rows, _cut = self._claim(queue, 1, no_ack)
             left = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
                               (queue,)).fetchone()[0]
         deliveries = self._tag(rows, queue, None if no_ack else "")
@@ -274,11 +291,13 @@ class Channel:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _claim(self, queue: str, most: int, no_ack: bool) -> list[tuple]:
-        """Take up to ``most`` ready messages of a queue, in delivery order."""
+    def _claim(self, queue: str, most: int, no_ack: bool,
+               max_bytes: int = BATCH_BYTES) -> tuple[list[tuple], bool]:
+        """Take up to ``most`` ready messages of a queue (``max_bytes`` of bodies, or
+        one), in delivery order; and whether the byte bound left some of ``most`` out."""
         with self.store.transaction(notify=False) as db:
             self._flush_acks(db)
-            rows = self._head(db, queue, most)
+            rows, cut = self._head(db, queue, most, max_bytes)
             if rows:
                 ids = [r[0] for r in rows]
                 if no_ack:
@@ -288,24 +307,45 @@ class Channel:
                             (self.connection.id,), ids)
                     db.execute("UPDATE queues SET unacked = unacked + ? WHERE name = ?",
                                (len(ids), queue))
-        return rows
+        return rows, cut
 
-    def _head(self, db: sqlite3.Connection, queue: str, most: int) -> list[tuple]:
-        """The first ``most`` ready messages; expired ones met on the way are expired
-        (dead-lettered), as each would be on reaching the head."""
+    def _head(self, db: sqlite3.Connection, queue: str, most: int,
+              max_bytes: int) -> tuple[list[tuple], bool]:
+        """The first ``most`` ready messages, as many as fit in ``max_bytes`` (at least
+        one); expired ones met on the way are expired (dead-lettered), as each would be
+        on reaching the head. Sizes are read first (``length`` of a blob reads no body),
+        so the bodies read are only those claimed."""
         now = time.time()
         while True:
-            rows = db.execute(
-                "SELECT id, expires, body, properties, exchange, routing_key, redelivered "
-                "FROM messages WHERE queue = ? AND owner IS NULL "
-                "ORDER BY priority DESC, id LIMIT ?", (queue, most)).fetchall()
-            expired = [r for r in rows if r[1] is not None and r[1] <= now]
+            sizes = db.execute(f"SELECT id, expires, length(body) {_READY}",
+                               (queue, most)).fetchall()
+            expired = [mid for mid, expires, _n in sizes if expires is not None and
+                       expires <= now]
             if not expired:
-                return rows
-            lifecycle.remove(db, [r[0] for r in expired])
-            for r in expired:
-                lifecycle.dead_letter(db, self.store, queue, [(r[0], r[2], r[3], r[4], r[5])],
-                                      "expired", r[1])
+                break
+            self._expire(db, queue, expired)
+        total, fit = 0, 0
+        for _mid, _expires, size in sizes:
+            total += size
+            if fit and total > max_bytes:
+                break
+            fit += 1
+        if not fit:
+            return [], False
+        return db.execute(
+            f"SELECT id, expires, body, properties, exchange, routing_key, redelivered {_READY}",
+            (queue, fit)).fetchall(), fit < len(sizes)
+
+    def _expire(self, db: sqlite3.Connection, queue: str, ids: list[int]) -> None:
+        for i in range(0, len(ids), 500):  # within SQLite's limit on parameters
+            part = ids[i:i + 500]
+            rows = db.execute(
+                "SELECT id, body, properties, exchange, routing_key, expires FROM messages "
+                f"WHERE id IN ({','.join('?' * len(part))}) ORDER BY priority DESC, id",
+                part).fetchall()
+            lifecycle.remove(db, part)
+            for r in rows:
+                lifecycle.dead_letter(db, self.store, queue, [r[:5]], "expired", r[5])
 
     def _tag(self, rows: list[tuple], queue: str, consumer: str | None) -> list[Delivery]:
         """Number claimed rows with delivery tags; remember them unless no-ack."""

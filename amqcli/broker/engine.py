@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from . import process
-from .publishing import Router, enqueue
+from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
 from .model import (
     Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
     Message, Properties, Queue,
@@ -91,8 +91,10 @@ def locked(name: str) -> errors.BrokerError:
 class Broker:
     """The local broker on one store file (``None``: in memory, for one process)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None,
+                 max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         self.store = Store(path)
+        self.max_message_size = max_message_size  # larger bodies are refused with 406
         self._last_sweep = 0.0
 
     def connect(self, name: str = "", sweep: bool = True) -> Connection:
@@ -479,14 +481,23 @@ class Connection:
     def unbind(self, source: str, destination: str, routing_key: str = "",
                arguments: dict[str, Any] | None = None,
                destination_type: DestinationType = DestinationType.QUEUE) -> None:
+        """Remove a binding. As in RabbitMQ 3.10, a binding that does not exist is no
+        error, even when its queue or exchanges do not exist either (clients' cleanup
+        relies on it); only the default exchange (403) and, for a binding that exists,
+        an exclusive queue of another connection (405) are refused."""
         source, destination = check_name("exchange", source), check_name("queue", destination)
+        if source == "" or (destination_type is DestinationType.EXCHANGE and destination == ""):
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        key = (source, destination, destination_type.value, routing_key,
+               _json(dict(arguments or {})))
+        match = ("source = ? AND destination = ? AND destination_type = ? AND "
+                 "routing_key = ? AND arguments = ?")
         with self.store.transaction() as db:
-            self._binding_ends(db, source, destination, destination_type)
-            db.execute(
-                "DELETE FROM bindings WHERE source = ? AND destination = ? AND "
-                "destination_type = ? AND routing_key = ? AND arguments = ?",
-                (source, destination, destination_type.value, routing_key,
-                 _json(dict(arguments or {}))))
+            if not db.execute(f"SELECT 1 FROM bindings WHERE {match}", key).fetchone():
+                return
+            if destination_type is DestinationType.QUEUE:
+                self.require_queue(db, destination)
+            db.execute(f"DELETE FROM bindings WHERE {match}", key)
             auto_delete_exchanges(db, [source])
 
     # --- publishing -------------------------------------------------------------------
@@ -516,6 +527,18 @@ class Connection:
     def _publish(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
         exchange = check_name("exchange", exchange)
+        limit = self.broker.max_message_size
+        for i, (key, props, bodies) in enumerate(groups):
+            if max(map(len, bodies), default=0) > limit:  # as on RabbitMQ: those before
+                n = next(j for j, body in enumerate(bodies) if len(body) > limit)  # it stand
+                before = [*groups[:i], (key, props, bodies[:n])] if n else groups[:i]
+                if before:
+                    self._enqueue(exchange, before)
+                check_size(len(bodies[n]), limit)
+        return self._enqueue(exchange, groups)
+
+    def _enqueue(self, exchange: str,
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
         with self.store.transaction() as db:
             return enqueue(db, self.store, Router(db, exchange), groups)
 

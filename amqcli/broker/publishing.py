@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
+MAX_MESSAGE_SIZE = 128 * 1024 * 1024  # RabbitMQ 3.8-3.13's default max_message_size
+LARGEST_MAX_MESSAGE_SIZE = 512 * 1024 * 1024  # the most RabbitMQ lets it be set to
 Group = tuple[str, Properties, Sequence[bytes]]  # routing key, properties, bodies
 
 
@@ -38,6 +40,13 @@ def parse_expiration(expiration: str | None) -> int | None:
         raise errors.PreconditionFailed(
             f"invalid expiration '{expiration}': negative_integer")
     return value
+
+
+def check_size(size: int, limit: int) -> None:
+    """406 for a body larger than the broker's ``max_message_size``, as RabbitMQ says."""
+    if size > limit:
+        raise errors.PreconditionFailed(
+            f"message size {size} is larger than configured max size {limit}")
 
 
 def _literal(value: str | float | None) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .. import errors
+from ..broker.publishing import LARGEST_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE
 from ..errors import ExitStatus
 from . import app, env_of
 from .env import Environment
@@ -57,6 +58,10 @@ def serve(
         "--users-file", metavar="PATH", help="Logins, one NAME:PASSWORD a line.")] = None,
     no_guest: Annotated[bool, typer.Option(
         "--no-guest", help="No guest/guest login.")] = False,
+    max_message_size: Annotated[int, typer.Option(
+        "--max-message-size", metavar="BYTES", min=1, max=LARGEST_MAX_MESSAGE_SIZE,
+        help="The largest message body accepted (RabbitMQ 3's default: 128 MiB); larger "
+             "ones close the channel with 406.")] = MAX_MESSAGE_SIZE,
     log_level: Annotated[str, typer.Option(
         "--log-level", metavar="LEVEL", help="debug, info, warning or error.")] = "info",
 ) -> int:
@@ -71,7 +76,7 @@ def serve(
     _log_to(env, level)
     from ..broker.engine import Broker
     from ..server.listener import Server
-    broker = Broker(path)
+    broker = Broker(path, max_message_size)
     server = Server(broker, Users(accounts, guest=not no_guest), host, port)
     asyncio.run(_run(env, server, path))
     return ExitStatus.OK

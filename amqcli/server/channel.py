@@ -23,16 +23,14 @@ from pamqp import commands as C
 from .. import errors
 from ..broker.engine import server_name
 from ..broker.model import Delivery, DestinationType, Message, Properties
-from ..broker.publishing import REJECTED, UNROUTABLE, parse_expiration
+from ..broker.publishing import REJECTED, UNROUTABLE, check_size, parse_expiration
 from . import frames, replyto
-from .dispatch import Consumer
+from .dispatch import NOTHING, Consumer, Fed
 
 if TYPE_CHECKING:
     from .connection import AMQPConnection
 
 log = logging.getLogger("amq.server")
-
-MAX_MESSAGE_SIZE = 16 * 1024 * 1024  # RabbitMQ 4's default max_message_size
 
 
 # Methods that need not wait for the messages published before them to be routed.
@@ -137,10 +135,7 @@ class ServerChannel:
                 raise errors.UnexpectedFrame(
                     f"expected content header for class 60, got one for class {class_id} "
                     "instead")
-            if size > MAX_MESSAGE_SIZE:
-                raise errors.PreconditionFailed(
-                    f"message size {size} is larger than configured max size "
-                    f"{MAX_MESSAGE_SIZE}")
+            check_size(size, self.connection.server.broker.max_message_size)
             content.properties, content.size = props, size
         elif frame.type != frames.FRAME_BODY:
             raise errors.UnexpectedFrame(
@@ -213,46 +208,55 @@ class ServerChannel:
 
     # --- deliveries -------------------------------------------------------------------
 
-    def feed(self, tag: str, most: int) -> tuple[int, bool]:
-        """The dispatcher's call: deliver up to ``most`` messages to consumer ``tag``."""
+    def feed(self, tag: str, most: int, max_bytes: int) -> Fed:
+        """The dispatcher's call: deliver up to ``most`` messages to consumer ``tag``, with
+        bodies of at most ``max_bytes`` (or one message)."""
         conn = self.connection
         if self.closing or conn.paused or tag not in self.consumers:
-            return 0, False
+            return NOTHING
         room = self.engine.capacity(tag)
         if room is not None:
             if room <= 0:
                 self.full = True
-                return 0, False
+                return NOTHING
             most = min(most, room)
         try:
-            deliveries = self.engine.deliver(tag, most)
+            deliveries, cut = self.engine.claim(tag, most, max_bytes)
         except errors.ConsumerCancelled:
             self.queue_gone(tag)
-            return 0, False
+            return NOTHING
         except errors.BrokerError as err:
             conn.fail(self, err)
-            return 0, False
+            return NOTHING
         except Exception as err:  # noqa: BLE001 - the store failed: this connection cannot go on
             conn.internal_error(err)
-            return 0, False
+            return NOTHING
         if room is not None and len(deliveries) >= room:
             self.full = True
+        size = 0
         if deliveries:
             self.acks_pending = False  # the claim wrote the lazy acks
-            conn.write(self._deliver_frames(tag, deliveries))
-        return len(deliveries), len(deliveries) < most
+            size = self._write_deliveries(tag, deliveries)
+        return Fed(len(deliveries), size, len(deliveries) < most and not cut)
 
-    def _deliver_frames(self, tag: str, deliveries: list[Delivery]) -> bytes:
-        out: list[bytes] = []
+    def _write_deliveries(self, tag: str, deliveries: list[Delivery]) -> int:
+        """Write a claim's frames, large bodies as views (see ``frames.content_parts``);
+        the bytes of the bodies."""
+        out: list[frames.Part] = []
         props: dict[int, bytes] = {}  # deliveries of one claim share Properties objects
         frame_max, number, encode = self.connection.frame_max, self.number, self.encoder.frame
+        size = largest = 0
         for d in deliveries:
             encoded = props.get(id(d.properties))
             if encoded is None:
                 encoded = props[id(d.properties)] = frames.encode_properties(d.properties)
             out.append(encode(tag, d.delivery_tag, d.redelivered, d.exchange, d.routing_key))
-            out.append(frames.content_frames(number, encoded, d.body, frame_max))
-        return b"".join(out)
+            out += frames.content_parts(number, encoded, d.body, frame_max)
+            n = len(d.body)
+            size += n
+            largest = max(largest, n)
+        self.connection.write_parts(out, largest >= frames.LARGE_PART)
+        return size
 
     def deliver_direct(self, tag: str, message: Message) -> None:
         """A direct reply-to message for this channel's reply consumer (no-ack)."""
@@ -460,9 +464,9 @@ def basic_get(ch: ServerChannel, m: C.Basic.Get) -> None:
         return
     ch.send(frames.build(C.Basic.GetOk, delivery.delivery_tag, delivery.redelivered,
                          delivery.exchange, delivery.routing_key, left))
-    ch.connection.write(frames.content_frames(
+    ch.connection.write_parts(frames.content_parts(
         ch.number, frames.encode_properties(delivery.properties), delivery.body,
-        ch.connection.frame_max))
+        ch.connection.frame_max), len(delivery.body) >= frames.LARGE_PART)
 
 
 def _settle(ch: ServerChannel, kind: str, tag: int, multiple: bool, requeue: bool) -> None:

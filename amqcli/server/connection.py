@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as C
@@ -466,11 +466,34 @@ class AMQPConnection(asyncio.Protocol):
         if not self.server.turn.hold(self, data):
             self.send_held(data)
 
+    def write_parts(self, parts: list[frames.Part], large: bool) -> None:
+        """``write`` for output in pieces (``large``: with views of large bodies)."""
+        self.wrote = True
+        if not self.server.turn.hold_parts(self, parts, large):
+            self.send_parts(parts)
+
     def send_held(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-            if self._close_after_send:
-                self.transport.close()
+        self.send_parts((data,))
+
+    def send_parts(self, parts: Sequence[frames.Part]) -> None:
+        """Send pieces: small ones joined, large ones (bodies' chunks) as they are, so a
+        large message is copied once, into the transport's buffer, not joined first."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        small: list[frames.Part] = []
+        for part in parts:
+            if len(part) < frames.LARGE_PART:
+                small.append(part)
+                continue
+            if small:
+                transport.write(b"".join(small))
+                small = []
+            transport.write(part)
+        if small:
+            transport.write(small[0] if len(small) == 1 else b"".join(small))
+        if self._close_after_send:
+            transport.close()
 
     def _close_transport(self) -> None:
         self.state = max(self.state, State.CLOSING)

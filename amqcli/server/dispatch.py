@@ -6,7 +6,9 @@ of publishes, acks and requeues in one turn costs one pass. A pass reads, in one
 have ready messages, then feeds the consumers of each ready queue in turn (round robin,
 one message at a time when several compete, as RabbitMQ does; in batches for a lone
 consumer), within each consumer's prefetch and while its socket keeps up. A pass hands
-out at most ``PASS_BUDGET`` messages and then yields to the sockets.
+out at most ``PASS_BUDGET`` messages and ``PASS_BYTES`` of bodies (or one message), then
+yields to the sockets: what a pass hands out waits in memory for the commit, and a
+connection whose socket is behind is skipped, so large messages never pile up.
 
 Commits by this server wake a pass directly. Commits by other processes (``amq send``)
 are noticed by the one watcher of the server, which polls the store's ``data_version``
@@ -20,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from ..broker.engine import Broker
@@ -31,15 +33,44 @@ log = logging.getLogger("amq.server")
 POLL_INTERVAL = 0.01  # seconds between checks for other processes' commits
 SWEEP_INTERVAL = 1.0
 PASS_BUDGET = 2000  # messages handed out per pass before the sockets get a turn
+PASS_BYTES = 16 * 1024 * 1024  # bodies handed out per pass, at most (or one message)
 BATCH = 256  # messages claimed at once for a consumer that has a queue to itself
+
+
+class Fed(NamedTuple):
+    """What one ``feed`` delivered."""
+
+    count: int
+    size: int  # bytes of bodies
+    dry: bool  # the queue ran out: fewer than asked although the consumer had room
+
+
+NOTHING = Fed(0, 0, False)
+
+
+class Budget:
+    """What a pass may still hand out."""
+
+    __slots__ = ("messages", "size")
+
+    def __init__(self, messages: int = PASS_BUDGET, size: int = PASS_BYTES) -> None:
+        self.messages, self.size = messages, size
+
+    @property
+    def spent(self) -> bool:
+        return self.messages <= 0 or self.size <= 0
+
+    def take(self, fed: Fed) -> None:
+        self.messages -= fed.count
+        self.size -= fed.size
 
 
 class Feeder(Protocol):
     """What a consumer's channel offers the dispatcher."""
 
-    def feed(self, tag: str, most: int) -> tuple[int, bool]:
-        """Deliver up to ``most`` messages to consumer ``tag``: (how many, whether the
-        queue ran out: fewer than asked although the consumer had room)."""
+    def feed(self, tag: str, most: int, max_bytes: int) -> Fed:
+        """Deliver up to ``most`` messages, of at most ``max_bytes`` (or one message), to
+        consumer ``tag``."""
 
     def queue_gone(self, tag: str) -> None:
         """The consumer's queue was deleted: cancel the consumer."""
@@ -92,7 +123,7 @@ class Dispatcher:
         if not names:
             return
         ready = self._ready(names)
-        budget = PASS_BUDGET
+        budget = Budget()
         for name in names:
             consumers = self.queues.get(name)
             if not consumers:
@@ -101,42 +132,39 @@ class Dispatcher:
                 for consumer in list(consumers):
                     consumer.feeder.queue_gone(consumer.tag)
             elif ready[name]:
-                budget -= self._feed(consumers, budget)
-                if budget <= 0:
+                self._feed(consumers, budget)
+                if budget.spent:
                     self.wake()  # more to do: after the sockets had a turn
                     return
 
-    def _feed(self, consumers: list[Consumer], budget: int) -> int:
+    def _feed(self, consumers: list[Consumer], budget: Budget) -> None:
         """Feed a queue's consumers, highest ``x-priority`` first (RabbitMQ's consumer
         priorities), until the queue runs dry, all are full or the budget is spent."""
-        sent = 0
         for level in sorted({c.priority for c in consumers}, reverse=True):
             group = [c for c in consumers if c.priority == level]
-            count, dry = self._round_robin(consumers, group, budget - sent)
-            sent += count
-            if dry or sent >= budget:
+            dry = self._round_robin(consumers, group, budget)
+            if dry or budget.spent:
                 break
-        return sent
 
     @staticmethod
     def _round_robin(consumers: list[Consumer], group: list[Consumer],
-                     budget: int) -> tuple[int, bool]:
-        """Round robin over ``group``: (messages sent, whether the queue ran dry). Who was
+                     budget: Budget) -> bool:
+        """Round robin over ``group`` within ``budget``: whether the queue ran dry. Who was
         served moves to the end of ``consumers``, the queue's list, for the next pass."""
-        sent, idle = 0, 0
-        while group and sent < budget and idle < len(group):
+        idle = 0
+        while group and not budget.spent and idle < len(group):
             consumer = group.pop(0)
-            most = 1 if group else min(BATCH, budget - sent)
-            count, dry = consumer.feeder.feed(consumer.tag, most)
+            most = 1 if group else min(BATCH, budget.messages)
+            fed = consumer.feeder.feed(consumer.tag, most, budget.size)
             if consumer in consumers:  # still consuming: to the back of the line
                 group.append(consumer)
                 consumers.remove(consumer)
                 consumers.append(consumer)
-            sent += count
-            if dry:
-                return sent, True
-            idle = 0 if count else idle + 1
-        return sent, False
+            budget.take(fed)
+            if fed.dry:
+                return True
+            idle = 0 if fed.count else idle + 1
+        return False
 
     def _ready(self, names: Sequence[str]) -> dict[str, bool]:
         """Of these queues, those that exist, each with whether it has ready messages."""

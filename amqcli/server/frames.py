@@ -243,13 +243,27 @@ def method_frame(method: Any, channel: int) -> bytes:
 
 def content_frames(channel: int, props: bytes, body: bytes, frame_max: int) -> bytes:
     """The header frame and body frames of a message (``props`` from encode_properties)."""
+    return b"".join(content_parts(channel, props, body, frame_max))
+
+
+Part = bytes | memoryview
+LARGE_PART = 64 * 1024  # output pieces sent as they are rather than joined (body chunks)
+
+
+def content_parts(channel: int, props: bytes, body: bytes, frame_max: int) -> list[Part]:
+    """``content_frames`` in pieces, a large body's chunks as views of it, not copies."""
     head = _CONTENT_HEAD.pack(60, 0, len(body)) + props
-    out = [_FRAME_HEAD.pack(FRAME_HEADER, channel, len(head)), head, FRAME_END]
+    out: list[Part] = [_FRAME_HEAD.pack(FRAME_HEADER, channel, len(head)), head, FRAME_END]
     step = frame_max - 8
+    if len(body) <= step:
+        if body:
+            out += (_FRAME_HEAD.pack(FRAME_BODY, channel, len(body)), body, FRAME_END)
+        return out
+    view = memoryview(body)
     for i in range(0, len(body), step):
-        chunk = body[i:i + step]
+        chunk = view[i:i + step]
         out += (_FRAME_HEAD.pack(FRAME_BODY, channel, len(chunk)), chunk, FRAME_END)
-    return b"".join(out)
+    return out
 
 
 class DeliverEncoder:

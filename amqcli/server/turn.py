@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..broker.store import Store
     from .connection import AMQPConnection
+    from .frames import Part
 
 log = logging.getLogger("amq.server")
 
@@ -36,7 +37,8 @@ class Turn:
         self._scheduled = False
         self._pass_wanted = False
         self._failed: BaseException | None = None
-        self.held: dict[AMQPConnection, list[bytes]] = {}
+        self.held: dict[AMQPConnection, list[Part]] = {}
+        self.large: set[AMQPConnection] = set()  # held output with large bodies in it
         self.involved: set[AMQPConnection] = set()
         self._closed = False
 
@@ -62,6 +64,16 @@ class Turn:
         if self._open is None:
             return False
         self.held.setdefault(conn, []).append(data)
+        return True
+
+    def hold_parts(self, conn: AMQPConnection, parts: list[Part], large: bool) -> bool:
+        """``hold`` for output in pieces; ``large`` when a piece is a large body's view,
+        written as it is rather than copied into one buffer."""
+        if self._open is None:
+            return False
+        self.held.setdefault(conn, []).extend(parts)
+        if large:
+            self.large.add(conn)
         return True
 
     def fail(self, err: BaseException) -> None:
@@ -101,6 +113,7 @@ class Turn:
     def _commit(self) -> None:
         opened, self._open = self._open, None
         held, self.held = self.held, {}
+        large, self.large = self.large, set()
         involved, self.involved = self.involved, set()
         failed, self._failed = self._failed, None
         if opened is None:
@@ -119,4 +132,7 @@ class Turn:
                 conn.abandon()
             return
         for conn, parts in held.items():
-            conn.send_held(b"".join(parts))
+            if conn in large:
+                conn.send_parts(parts)
+            else:
+                conn.send_held(b"".join(parts))

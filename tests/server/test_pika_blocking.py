@@ -209,17 +209,3 @@ def test_bodies_of_any_size(served: Served, size: int) -> None:
     _method, _props, body = ch.basic_get("sizes", auto_ack=True)
     assert body == payload
     conn.close()
-
-
-def test_message_size_limit(served: Served) -> None:
-    conn = pika.BlockingConnection(served.params())
-    ch = conn.channel()
-    ch.queue_declare("big")
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
-        ch.basic_publish("", "big", b"x" * (16 * 1024 * 1024 + 1))
-        ch.queue_declare("big", passive=True)
-    assert info.value.reply_code == 406
-    assert info.value.reply_text == ("PRECONDITION_FAILED - message size 16777217 is larger "
-                                     "than configured max size 16777216")
-    assert conn.channel().queue_declare("big", passive=True).method.message_count == 0
-    conn.close()
