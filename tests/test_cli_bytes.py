@@ -120,14 +120,14 @@ def _frame(kind: int, payload: bytes) -> bytes:
     return struct.pack(">BHI", kind, 1, len(payload)) + payload + b"\xce"
 
 
-def raw_publish(host: str, port: int, exchange: bytes, routing_key: bytes, body: bytes,
-                flags: int, properties: bytes) -> None:
+def raw_publish(host: str, port: int, vhost: str, exchange: bytes, routing_key: bytes,
+                body: bytes, flags: int, properties: bytes) -> None:
     """Publish one message as a client that sends whatever bytes it likes would."""
     from pamqp import commands
     from server.rawclient import RawClient
     client = RawClient(host, port)
     try:
-        client.handshake()
+        client.handshake(vhost=vhost)
         client.open_channel(1)
         method = struct.pack(">HHH", 60, 40, 0) + _short(exchange) + _short(routing_key) + b"\0"
         header = struct.pack(">HHQH", 60, 0, len(body), flags) + properties
@@ -158,6 +158,7 @@ class Client:
 
     def __init__(self, amq, tmp_path) -> None:
         self.server = None
+        self.vhost = amq.vhost
         if amq.broker == "rabbitmq":
             self.host, self.port = "127.0.0.1", int(RABBITMQ_URL.split(":")[-1].split("/")[0])
         else:
@@ -165,7 +166,7 @@ class Client:
             self.host, self.port = self.server.host, self.server.port
 
     def publish(self, *args: Any) -> None:
-        raw_publish(self.host, self.port, *args)
+        raw_publish(self.host, self.port, self.vhost, *args)
 
     def stop(self) -> None:
         if self.server is not None:
