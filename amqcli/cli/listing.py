@@ -2,28 +2,18 @@
 
 
 import json
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from ..broker.codec import to_json_value
 from . import app, env_of
 from .env import Environment
+from .options import ListFormat
+from .options import ListFormatOption as FormatOption
 
 list_app = typer.Typer(help="List queues, exchanges or bindings.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
-
-
-class ListFormat(StrEnum):
-    TABLE = "table"
-    TSV = "tsv"
-    JSON = "json"
-
-
-FormatOption = Annotated[ListFormat | None, typer.Option(
-    "--format", "-F", case_sensitive=False,
-    help="table (terminal default), tsv (pipe default, no header) or json.")]
 
 
 def _args(arguments: dict[str, Any]) -> str:
@@ -32,7 +22,7 @@ def _args(arguments: dict[str, Any]) -> str:
 
 def _show(env: Environment, fmt: ListFormat | None, columns: list[str],
           rows: list[list[Any]], records: list[dict[str, Any]], title: str) -> None:
-    fmt = fmt or (ListFormat.TABLE if env.stdout_isatty else ListFormat.TSV)
+    fmt = _format(env, fmt)
     if fmt is ListFormat.JSON:
         print(json.dumps(records, indent=2 if env.stdout_isatty else None), flush=True)
     elif fmt is ListFormat.TSV:
@@ -41,6 +31,11 @@ def _show(env: Environment, fmt: ListFormat | None, columns: list[str],
     else:
         from ..render import table
         env.console().print(table(title, columns, rows))
+
+
+def _format(env: Environment, fmt: ListFormat | None) -> ListFormat:
+    """The format asked for, else a table on a terminal and tab-separated in a pipe."""
+    return fmt or (ListFormat.TABLE if env.stdout_isatty else ListFormat.TSV)
 
 
 def _flag(value: bool) -> str:
@@ -67,7 +62,7 @@ def list_exchanges(ctx: typer.Context, format: FormatOption = None) -> None:
     env = env_of(ctx)
     exchanges = env.backend().list_exchanges()
     columns = ["name", "type", "durable", "auto_delete", "internal", "arguments"]
-    fmt = format or (ListFormat.TABLE if env.stdout_isatty else ListFormat.TSV)
+    fmt = _format(env, format)
     rows = [[x.name or ("(AMQP default)" if fmt is ListFormat.TABLE else ""), x.type.value,
              _flag(x.durable), _flag(x.auto_delete), _flag(x.internal), _args(x.arguments)]
             for x in exchanges]
@@ -82,7 +77,7 @@ def list_bindings(ctx: typer.Context, format: FormatOption = None) -> None:
     env = env_of(ctx)
     bindings = env.backend().list_bindings()
     columns = ["source", "destination", "destination_type", "routing_key", "arguments"]
-    fmt = format or (ListFormat.TABLE if env.stdout_isatty else ListFormat.TSV)
+    fmt = _format(env, format)
     rows = [[b.source or ("(AMQP default)" if fmt is ListFormat.TABLE else ""),
              b.destination, b.destination_type.value, b.routing_key, _args(b.arguments)]
             for b in bindings]

@@ -6,16 +6,17 @@ redelivers rather than loses it; what could not be written goes back to the queu
 
 
 import os
-from typing import Annotated
 
 import typer
 
 from .. import errors
 from ..broker.model import Delivery
 from ..formats import OutputFormat, encode_batch
-from . import app, env_of, progress
+from . import app, env_of, options, progress
 from .env import Environment
-from .workers import OnFailure, exec_each, exec_settings
+from .options import DEFAULT_PREFETCH
+from .plans import plan_receive
+from .workers import OnFailure, exec_each
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -28,81 +29,45 @@ body), json (one object per line; `amq send --format json` reads it back).
 --exec CMD runs CMD for each message instead (body on stdin, metadata in AMQ_*
 variables), --prefetch N of them at once, and acks each message whose CMD exits 0."""
 
-DEFAULT_PREFETCH = 250  # RabbitMQ suggests 100-300 for throughput
-
 
 @app.command("receive", help=RECEIVE_HELP)
 def receive(
     ctx: typer.Context,
-    queue: Annotated[str | None, typer.Argument(
-        metavar="[QUEUE]", show_default=False, help="The queue to consume from.")] = None,
-    exchange: Annotated[str | None, typer.Option(
-        "--exchange", "-e", metavar="NAME",
-        help="Subscribe to an exchange through a fresh exclusive queue.")] = None,
-    keys: Annotated[list[str] | None, typer.Option(
-        "--key", "-k", metavar="KEY", help="Binding key for -e; repeat.")] = None,
-    count: Annotated[int | None, typer.Option(
-        "--count", "-n", min=1, metavar="N", help="Stop after N messages.")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", "-t", min=0, metavar="SECONDS",
-        help="Stop when no message arrives for this long (exit 9 if none came at all).")
-    ] = None,
-    no_ack: Annotated[bool, typer.Option(
-        "--no-ack", help="Let the broker forget messages as it sends them.")] = False,
-    requeue: Annotated[bool, typer.Option(
-        "--requeue", help="Look without taking: put the messages back when done.")] = False,
-    prefetch: Annotated[int | None, typer.Option(
-        "--prefetch", min=1, metavar="N", show_default=False,
-        help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}); with "
-             "--exec, how many commands run at once (default 1).")] = None,
-    format: Annotated[OutputFormat | None, typer.Option(
-        "--format", "-F", case_sensitive=False,
-        help="Output format (default: pretty on a terminal, raw in a pipe).")] = None,
-    null: Annotated[bool, typer.Option("--null", "-0", help="Same as --format nul.")] = False,
-    no_declare: Annotated[bool, typer.Option(
-        "--no-declare", help="Do not declare the queue first.")] = False,
-    exec_: Annotated[str | None, typer.Option(
-        "--exec", metavar="CMD",
-        help="Run CMD (sh -c) per message: body on stdin, AMQ_* variables; ack on exit 0.")
-    ] = None,
-    on_failure: Annotated[OnFailure | None, typer.Option(
-        "--on-failure", case_sensitive=False, show_default=False,
-        help="With --exec, a failed command's message: requeue (default), or reject "
-             "(dropped, or dead-lettered when the queue has a DLX).")] = None,
+    queue: options.Queue = None,
+    exchange: options.SubscribeExchange = None,
+    keys: options.Keys = None,
+    count: options.Count = None,
+    timeout: options.Timeout = None,
+    no_ack: options.NoAck = False,
+    requeue: options.Requeue = False,
+    prefetch: options.Prefetch = None,
+    format: options.Format[OutputFormat] = None,
+    null: options.NulFormat = False,
+    no_declare: options.NoDeclare = False,
+    exec_: options.Exec = None,
+    on_failure: options.OnFailure[OnFailure] = None,
 ) -> None:
     env = env_of(ctx)
-    if (queue is None) == (exchange is None):
-        raise errors.UsageError("give a QUEUE, or -e EXCHANGE to subscribe (not both)")
-    if queue == "":
-        raise errors.UsageError('QUEUE is empty: name a queue, or use -e EXCHANGE')
-    if keys and exchange is None:
-        raise errors.UsageError("-k/--key goes with -e EXCHANGE")
-    if requeue and no_ack:
-        raise errors.UsageError("--requeue and --no-ack exclude each other")
-    settings = None if exec_ is None and on_failure is None else exec_settings(
-        exec_, prefetch, count, timeout, on_failure,
-        no_ack or requeue or null or format is not None)
-    fmt = OutputFormat.NUL if null else format or (
-        OutputFormat.PRETTY if env.stdout_isatty else OutputFormat.RAW)
+    plan = plan_receive(queue, exchange=exchange, keys=keys, count=count, timeout=timeout,
+                        no_ack=no_ack, requeue=requeue, prefetch=prefetch, format=format,
+                        null=null, no_declare=no_declare, exec_=exec_, on_failure=on_failure,
+                        stdout_isatty=env.stdout_isatty, stderr_isatty=env.stderr_isatty)
     backend = env.backend()
-    if exchange is not None:
-        queue = _subscribe(env, backend, exchange, keys)
-    elif not no_declare:
+    if plan.exchange is not None:
+        queue = _subscribe(env, backend, plan.exchange, plan.keys)
+    elif plan.declare:
         backend.ensure_queue(queue)
     assert queue is not None
-    if settings is not None:
-        exec_each(env, backend, queue, settings)
+    if plan.work is not None:
+        exec_each(env, backend, queue, plan.work)
         return
-    prefetch = prefetch or DEFAULT_PREFETCH
-    if requeue:
-        prefetch = count or 0  # hold everything seen, put it all back at the end
-    elif count is not None:
-        prefetch = min(prefetch, count)
-    if fmt is OutputFormat.PRETTY and env.stderr_isatty and count is None:
+    if plan.banner:
         env.say(f" [*] Waiting for messages on '{queue}'. To exit press CTRL+C")
-    received = _consume(env, backend, queue, fmt, count, timeout, prefetch, no_ack, requeue)
-    if received == 0 and timeout is not None:
-        raise errors.NothingReceived(f"no message arrived on '{queue}' within {timeout:g}s")
+    received = _consume(env, backend, queue, plan.format, plan.count, plan.timeout,
+                        plan.prefetch, plan.no_ack, plan.requeue)
+    if received == 0 and plan.timeout is not None:
+        raise errors.NothingReceived(
+            f"no message arrived on '{queue}' within {plan.timeout:g}s")
 
 
 def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None) -> str:

@@ -13,7 +13,7 @@ import typer
 from .. import errors
 from ..broker.codec import to_json_value
 from ..broker.routing import Route
-from . import app, env_of
+from . import app, env_of, options
 from .parsing import parse_headers
 
 
@@ -24,8 +24,7 @@ def route(
     exchange: Annotated[str, typer.Argument(metavar="EXCHANGE",
                                             help='The exchange ("" for the default).')],
     routing_key: Annotated[str, typer.Argument(metavar="ROUTING_KEY")] = "",
-    headers: Annotated[list[str] | None, typer.Option(
-        "--header", "-H", metavar="K=V", help="Header K=V or K:=JSON; repeat.")] = None,
+    headers: options.ShortHeader = None,
     format: Annotated[str, typer.Option("--format", "-F", metavar="text|json")] = "text",
 ) -> None:
     env = env_of(ctx)

@@ -8,19 +8,19 @@ worker pool of ``workers.py`` and publishes the command's stdout to the request'
 ``reply_to`` through the default exchange, with the request's ``correlation_id``.
 """
 
-import os
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from .. import errors
 from ..broker.model import Delivery, Message, Properties
 from ..formats import OutputFormat
-from . import app, env_of
+from . import app, env_of, options
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
+from .plans import BodySource, body_source, output_format
 from .receive import _Writer as Writer
 from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
 
@@ -44,33 +44,19 @@ without reply_to is acknowledged without running CMD."""
 @rpc_app.command("call", help=CALL_HELP)
 def call(
     ctx: typer.Context,
-    queue: Annotated[str, typer.Argument(
-        metavar="QUEUE", help="The queue the server consumes.")],
-    body: Annotated[str | None, typer.Argument(
-        metavar="[BODY]", show_default=False, help="Request body (else --file or stdin).")
-    ] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", "-t", min=0, metavar="SECONDS",
-        help="Give up after this long without a reply (exit 9). Default: wait.")] = None,
-    file: Annotated[str | None, typer.Option(
-        "--file", "-f", metavar="PATH", help="Read the body from a file, byte for byte.")
-    ] = None,
-    headers: Annotated[list[str] | None, typer.Option(
-        "--header", "-H", metavar="K=V", help="Header K=V or K:=JSON; repeat.")] = None,
-    properties: Annotated[list[str] | None, typer.Option(
-        "--property", "-p", metavar="NAME=VALUE",
-        help="A basic property (content_type, correlation_id, ...); repeat.")] = None,
-    format: Annotated[OutputFormat | None, typer.Option(
-        "--format", "-F", case_sensitive=False,
-        help="Output format of the reply (default: pretty on a terminal, raw in a pipe).")
-    ] = None,
-    no_declare: Annotated[bool, typer.Option(
-        "--no-declare", help="Do not declare QUEUE first.")] = False,
+    queue: options.CallQueue,
+    body: options.RequestBody = None,
+    timeout: options.ReplyTimeout = None,
+    file: options.File = None,
+    headers: options.ShortHeader = None,
+    properties: options.ShortProperty = None,
+    format: options.ReplyFormat[OutputFormat] = None,
+    no_declare: options.NoDeclareQueue = False,
 ) -> None:
     env = env_of(ctx)
     props = _request_properties(properties, headers)
-    payload = _request_body(env, body, file)
-    fmt = format or (OutputFormat.PRETTY if env.stdout_isatty else OutputFormat.RAW)
+    payload = _request_body(env, body_source(body, file, env.stdin_isatty))
+    fmt = output_format(format, env.stdout_isatty)
     backend = env.backend()
     if not no_declare:
         backend.ensure_queue(queue)
@@ -89,16 +75,13 @@ def _request_properties(properties: list[str] | None,
     return build_properties(props, parse_headers(headers), False)
 
 
-def _request_body(env: Environment, body: str | None, file: str | None) -> bytes:
+def _request_body(env: Environment, source: BodySource) -> bytes:
     """BODY, the file's bytes, or all of stdin."""
     from ..formats import read_all
-    if body is not None and file is not None:
-        raise errors.UsageError("give the body as BODY or --file, not both")
-    if body is not None:
-        return os.fsencode(body)  # the bytes the shell passed
+    if source.text is not None:
+        return source.text
+    file = source.path
     if file is None:
-        if env.stdin_isatty:
-            raise errors.UsageError("no body: give BODY, --file PATH, or pipe it on stdin")
         return read_all(env.stdin_fd)
     try:
         with open(file, "rb") as f:
@@ -149,25 +132,13 @@ def _await_reply(replies: Any, correlation_id: str, timeout: float | None) -> De
 @rpc_app.command("serve", help=SERVE_HELP)
 def serve(
     ctx: typer.Context,
-    queue: Annotated[str, typer.Argument(
-        metavar="QUEUE", help="The queue of requests.")],
-    command: Annotated[str, typer.Option(
-        "--exec", metavar="CMD", show_default=False,
-        help="The command answering each request: body on stdin, reply on stdout.")],
-    prefetch: Annotated[int, typer.Option(
-        "--prefetch", min=1, metavar="N", help="How many requests are served at once.")] = 1,
-    count: Annotated[int | None, typer.Option(
-        "--count", "-n", min=1, metavar="N", help="Stop after N requests.")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", "-t", min=0, metavar="SECONDS",
-        help="Stop when no request arrives for this long (exit 9 if none came at all).")
-    ] = None,
-    on_failure: Annotated[OnFailure, typer.Option(
-        "--on-failure", case_sensitive=False,
-        help="A request whose CMD failed: reject (dropped, or dead-lettered with a DLX) "
-             "or requeue.")] = OnFailure.REJECT,
-    no_declare: Annotated[bool, typer.Option(
-        "--no-declare", help="Do not declare QUEUE first.")] = False,
+    queue: options.RequestQueue,
+    command: options.ServeExec,
+    prefetch: options.ServePrefetch = 1,
+    count: options.RequestCount = None,
+    timeout: options.RequestTimeout = None,
+    on_failure: options.ServeOnFailure[OnFailure] = OnFailure.REJECT,
+    no_declare: options.NoDeclareQueue = False,
 ) -> None:
     env = env_of(ctx)
     if not command.strip():

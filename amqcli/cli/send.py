@@ -4,14 +4,15 @@
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from .. import errors
 from ..broker.model import Message, PublishResult
-from . import app, env_of, progress
-from .parsing import build_properties, parse_headers, parse_properties
+from . import app, env_of, options, progress
+from .env import Environment
+from .plans import BodySource, SendPlan, plan_send, split_body
 
 SEND_HELP = """Publish a message: to a queue of that name through the default exchange
 (declared first, like the tutorial's send.py), or with -e to an exchange.
@@ -24,94 +25,51 @@ object as `amq receive --format json` writes them."""
 @app.command("send", help=SEND_HELP)
 def send(
     ctx: typer.Context,
-    routing_key: Annotated[str | None, typer.Argument(
-        metavar="ROUTING_KEY", show_default=False,
-        help="Routing key; on the default exchange, the queue name.")] = None,
-    body: Annotated[str | None, typer.Argument(
-        metavar="[BODY]", show_default=False, help="Message body (else --file or stdin).")] = None,
-    exchange: Annotated[str, typer.Option(
-        "--exchange", "-e", metavar="NAME", help="Exchange (default: the default exchange).")
-    ] = "",
-    headers: Annotated[list[str] | None, typer.Option(
-        "--header", "-H", metavar="K=V", help="Header K=V (string) or K:=JSON (typed); repeat.")
-    ] = None,
-    properties: Annotated[list[str] | None, typer.Option(
-        "--property", "-p", metavar="NAME=VALUE",
-        help="content_type, correlation_id, reply_to, expiration, message_id, priority, "
-             "delivery_mode, timestamp, type, user_id, app_id, content_encoding; repeat.")
-    ] = None,
-    persistent: Annotated[bool, typer.Option(
-        "--persistent", help="delivery_mode=2 (survives a RabbitMQ restart).")] = False,
-    file: Annotated[str | None, typer.Option(
-        "--file", "-f", metavar="PATH", help="Read the body from a file, byte for byte.")
-    ] = None,
-    lines: Annotated[bool, typer.Option("--lines", "-l", help="One message per line.")] = False,
-    null: Annotated[bool, typer.Option(
-        "--null", "-0", help="One message per NUL-terminated record (like xargs -0).")] = False,
-    format: Annotated[str, typer.Option(
-        "--format", "-F", metavar="raw|json",
-        help="json: read one JSON object per line (as `receive --format json` writes).")
-    ] = "raw",
-    no_declare: Annotated[bool, typer.Option(
-        "--no-declare", help="Do not declare the queue on the default exchange first.")
-    ] = False,
-    confirm: Annotated[bool, typer.Option(
-        "--confirm", help="Wait for publisher confirms; exit 10 if the broker refuses any.")
-    ] = False,
-    allow_unroutable: Annotated[bool, typer.Option(
-        "--allow-unroutable",
-        help="Publish without mandatory, as the tutorials do: a message that reaches no "
-             "queue is dropped without a word (exit 0, not 7).")
-    ] = False,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Report each batch the broker has confirmed, on stderr.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+    routing_key: options.RoutingKey = None,
+    body: options.Body = None,
+    exchange: options.Exchange = "",
+    headers: options.Header = None,
+    properties: options.Property = None,
+    persistent: options.Persistent = False,
+    file: options.File = None,
+    lines: options.Lines = False,
+    null: options.NullRecords = False,
+    format: options.InputFormat = "raw",
+    no_declare: options.NoDeclareTarget = False,
+    confirm: options.Confirm = False,
+    allow_unroutable: options.AllowUnroutable = False,
+    verbose: options.Verbose = False,
+    quiet: options.Quiet = False,
 ) -> None:
     env = env_of(ctx)
-    if format not in ("raw", "json"):
-        raise errors.UsageError(f"--format must be raw or json, not {format!r}")
-    json_input = format == "json"
-    if routing_key is None and not json_input:
-        raise errors.UsageError("missing ROUTING_KEY (the queue name, on the default exchange)")
-    if sum([lines, null, json_input]) > 1:
-        raise errors.UsageError("choose one of --lines, --null and --format json")
-    if body is not None and file is not None:
-        raise errors.UsageError("give the body as BODY or --file, not both")
-    if body is None and file is None and env.stdin_isatty:
-        raise errors.UsageError("no body: give BODY, --file PATH, or pipe it on stdin")
-    props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
-    sender = _Sender(env, exchange, routing_key, props, not no_declare, confirm,
-                     verbose, json_input)
-    sender.mandatory = not allow_unroutable
-    bulk = lines or null or json_input
-    sender.progress = progress.for_send(env, bulk and not verbose)
-    with sender.interruptible(bulk), sender.progress:
-        if body is not None:
-            data = os.fsencode(body)  # the bytes the shell passed (argv is surrogateescape)
-            if lines or null:
-                sep = b"\n" if lines else b"\0"
-                records = data.split(sep)
-                sender.send(records[:-1] if records and records[-1] == b"" else records)
-            elif json_input:
-                sender.send(data.splitlines())
-            else:
-                sender.send([data])
+    plan = plan_send(routing_key, body, exchange=exchange, headers=headers,
+                     properties=properties, persistent=persistent, file=file, lines=lines,
+                     null=null, format=format, no_declare=no_declare, confirm=confirm,
+                     allow_unroutable=allow_unroutable, verbose=verbose, quiet=quiet,
+                     stdin_isatty=env.stdin_isatty)
+    sender = _Sender(env, plan)
+    sender.progress = progress.for_send(env, plan.bulk and not plan.verbose)
+    with sender.interruptible(plan.bulk), sender.progress:
+        source = plan.source
+        if source.text is not None:
+            sender.send(split_body(source.text, source.framing))
         else:
-            _send_stream(sender, file, lines or json_input, null)
-    with sender.interruptible(bulk):  # the last returns and confirms come in here
-        sender.finish(quiet)
+            _send_stream(sender, source)
+    with sender.interruptible(plan.bulk):  # the last returns and confirms come in here
+        sender.finish(plan.quiet)
 
 
-def _send_stream(sender: "_Sender", file: str | None, lines: bool, null: bool) -> None:
+def _send_stream(sender: "_Sender", source: BodySource) -> None:
     from ..formats import read_all, read_records
+    file = source.path
     try:
         fd = os.open(file, os.O_RDONLY) if file is not None else sender.env.stdin_fd
     except OSError as err:
         raise errors.UsageError(f"cannot read {file}: {err.strerror}") from None
     try:
-        if lines or null:
-            for records in read_records(fd, b"\n" if lines else b"\0"):
+        sep = source.framing.separator
+        if sep is not None:
+            for records in read_records(fd, sep):
                 sender.send(records)
         else:
             sender.send([read_all(fd)])
@@ -125,24 +83,23 @@ def _send_stream(sender: "_Sender", file: str | None, lines: bool, null: bool) -
 class _Sender:
     """Publishes batches, declaring default-exchange queues first, and keeps the tally."""
 
-    def __init__(self, env, exchange, routing_key, props, declare, confirm, verbose,
-                 json_input) -> None:
+    def __init__(self, env: Environment, plan: SendPlan) -> None:
         self.env = env
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.props = props
-        self.declare = declare
-        self.confirm = confirm
-        self.verbose = verbose
-        self.json_input = json_input
+        self.exchange = plan.exchange
+        self.routing_key = plan.routing_key
+        self.props = plan.properties
+        self.declare = plan.declare
+        self.confirm = plan.confirm
+        self.verbose = plan.verbose
+        self.json_input = plan.json_input
         self.backend = env.backend()
         self.declared: set[str] = set()
         self.total = PublishResult()
-        self.first_key = routing_key
-        self.first_headers = props.headers
-        self.first_exchange = exchange
+        self.first_key = plan.routing_key
+        self.first_headers = plan.properties.headers
+        self.first_exchange = plan.exchange
         self.progress = progress.Progress(None)
-        self.mandatory = True  # --allow-unroutable: False
+        self.mandatory = plan.mandatory  # --allow-unroutable: False
         self.in_flight = 0  # messages handed to the backend, not yet counted as sent
 
     def send(self, records: list[bytes]) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import errors
-from ..cli import ClickException
+from ..cli import ClickException, options
 from ..errors import ExitStatus
 from .subscriptions import Source
 
@@ -59,12 +59,9 @@ def use(ctx: typer.Context,
 def subscribe(
     ctx: typer.Context,
     queue: Annotated[str | None, typer.Argument(metavar="[QUEUE]", show_default=False)] = None,
-    exchange: Annotated[str | None, typer.Option(
-        "--exchange", "-e", metavar="NAME", help="Subscribe to an exchange.")] = None,
-    keys: Annotated[list[str] | None, typer.Option(
-        "--key", "-k", metavar="KEY", help="Binding key for -e; repeat.")] = None,
-    no_declare: Annotated[bool, typer.Option(
-        "--no-declare", help="Do not declare the queue first.")] = False,
+    exchange: options.ShellExchange = None,
+    keys: options.Keys = None,
+    no_declare: options.NoDeclare = False,
 ) -> None:
     if (queue is None) == (exchange is None):
         raise errors.UsageError("give a QUEUE, or -e EXCHANGE (not both)")

@@ -1,0 +1,190 @@
+"""From flags to a plan: pure functions that refuse the flag combinations ``amq send``,
+``amq receive`` and ``amq rpc call`` do not take, and choose what the flags leave open (the
+body source and how it splits into messages, the output format, the prefetch), so the
+command functions only do I/O. No broker, no stream: ``tests/unit/test_plans.py``.
+
+``amq send`` imports this module: what only ``receive`` needs (``formats``, ``workers``)
+is imported inside ``plan_receive``, for start-up time.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple
+
+from .. import errors
+from .options import DEFAULT_PREFETCH
+from .parsing import build_properties, parse_headers, parse_properties
+
+if TYPE_CHECKING:
+    from ..broker.model import Properties
+    from ..formats import OutputFormat
+    from .workers import OnFailure, Settings
+
+
+class Framing(StrEnum):
+    """How a body source splits into messages."""
+
+    WHOLE = "whole"  # all of it one message
+    LINES = "lines"  # --lines: one message per line
+    NUL = "nul"  # --null: one per NUL-terminated record
+    JSON = "json"  # --format json: one JSON object per line
+
+    @property
+    def separator(self) -> bytes | None:
+        """What ends a record read from a stream; None: read it all as one."""
+        return _SEPARATORS[self]
+
+
+_SEPARATORS = {Framing.WHOLE: None, Framing.LINES: b"\n", Framing.NUL: b"\0",
+               Framing.JSON: b"\n"}
+
+
+class BodySource(NamedTuple):
+    """Where the body comes from: BODY (``text``), ``--file`` (``path``), or stdin."""
+
+    text: bytes | None  # BODY, the bytes the shell passed (argv is surrogateescape)
+    path: str | None  # --file PATH
+    framing: Framing = Framing.WHOLE
+
+    @property
+    def stdin(self) -> bool:
+        return self.text is None and self.path is None
+
+
+def body_source(body: str | None, file: str | None, stdin_isatty: bool,
+                framing: Framing = Framing.WHOLE) -> BodySource:
+    """BODY, or --file, or stdin when it is not a terminal; a usage error otherwise."""
+    if body is not None and file is not None:
+        raise errors.UsageError("give the body as BODY or --file, not both")
+    if body is None and file is None and stdin_isatty:
+        raise errors.UsageError("no body: give BODY, --file PATH, or pipe it on stdin")
+    return BodySource(None if body is None else os.fsencode(body), file, framing)
+
+
+def split_body(data: bytes, framing: Framing) -> list[bytes]:
+    """A BODY argument as messages: --lines and --null drop the empty record after a final
+    separator; JSON objects are one per line, whatever ends the line."""
+    if framing is Framing.JSON:
+        return data.splitlines()
+    sep = framing.separator
+    if sep is None:
+        return [data]
+    records = data.split(sep)
+    return records[:-1] if records and records[-1] == b"" else records
+
+
+def send_framing(lines: bool, null: bool, json_input: bool) -> Framing:
+    """--lines, --null or --format json (at most one of them); WHOLE for none."""
+    chosen = [f for f, on in ((Framing.LINES, lines), (Framing.NUL, null),
+                              (Framing.JSON, json_input)) if on]
+    if len(chosen) > 1:
+        raise errors.UsageError("choose one of --lines, --null and --format json")
+    return chosen[0] if chosen else Framing.WHOLE
+
+
+class SendPlan(NamedTuple):
+    """What ``amq send`` publishes, where, and how it reports."""
+
+    exchange: str
+    routing_key: str | None  # None: each JSON record names its own
+    properties: Properties
+    source: BodySource
+    declare: bool  # declare default-exchange queues first
+    confirm: bool
+    mandatory: bool  # False with --allow-unroutable
+    verbose: bool
+    quiet: bool
+
+    @property
+    def bulk(self) -> bool:
+        """Many messages from one source: progress, and a resume line on Ctrl+C."""
+        return self.source.framing is not Framing.WHOLE
+
+    @property
+    def json_input(self) -> bool:
+        return self.source.framing is Framing.JSON
+
+
+def plan_send(routing_key: str | None = None, body: str | None = None, *, exchange: str = "",
+              headers: list[str] | None = None, properties: list[str] | None = None,
+              persistent: bool = False, file: str | None = None, lines: bool = False,
+              null: bool = False, format: str = "raw", no_declare: bool = False,
+              confirm: bool = False, allow_unroutable: bool = False, verbose: bool = False,
+              quiet: bool = False, stdin_isatty: bool = False) -> SendPlan:
+    """``amq send``'s flags as a plan, or the usage error the first bad flag gives."""
+    if format not in ("raw", "json"):
+        raise errors.UsageError(f"--format must be raw or json, not {format!r}")
+    if routing_key is None and format != "json":
+        raise errors.UsageError("missing ROUTING_KEY (the queue name, on the default exchange)")
+    source = body_source(body, file, stdin_isatty, send_framing(lines, null, format == "json"))
+    props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
+    return SendPlan(exchange, routing_key, props, source, not no_declare, confirm,
+                    not allow_unroutable, verbose, quiet)
+
+
+def output_format(format: OutputFormat | None, stdout_isatty: bool) -> OutputFormat:
+    """The format asked for, else pretty on a terminal and raw in a pipe."""
+    from ..formats import OutputFormat
+    return format or (OutputFormat.PRETTY if stdout_isatty else OutputFormat.RAW)
+
+
+class ReceivePlan(NamedTuple):
+    """What ``amq receive`` consumes, how it takes messages and writes them out."""
+
+    queue: str | None  # None: subscribe to `exchange`
+    exchange: str | None
+    keys: list[str] | None
+    declare: bool  # declare QUEUE first (never with -e)
+    format: OutputFormat
+    work: Settings | None  # --exec: run a command per message instead of writing it
+    prefetch: int  # the consumer's (0: unlimited)
+    count: int | None
+    timeout: float | None
+    no_ack: bool
+    requeue: bool
+    banner: bool  # say " [*] Waiting for messages" on stderr
+
+
+def plan_receive(queue: str | None = None, *, exchange: str | None = None,
+                 keys: list[str] | None = None, count: int | None = None,
+                 timeout: float | None = None, no_ack: bool = False, requeue: bool = False,
+                 prefetch: int | None = None, format: OutputFormat | None = None,
+                 null: bool = False, no_declare: bool = False, exec_: str | None = None,
+                 on_failure: OnFailure | None = None, stdout_isatty: bool = False,
+                 stderr_isatty: bool = False) -> ReceivePlan:
+    """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
+    from ..formats import OutputFormat
+    from .workers import exec_settings
+    _check_source(queue, exchange, keys)
+    if requeue and no_ack:
+        raise errors.UsageError("--requeue and --no-ack exclude each other")
+    work = None if exec_ is None and on_failure is None else exec_settings(
+        exec_, prefetch, count, timeout, on_failure,
+        no_ack or requeue or null or format is not None)
+    fmt = OutputFormat.NUL if null else output_format(format, stdout_isatty)
+    if work is not None:
+        return ReceivePlan(queue, exchange, keys, exchange is None and not no_declare, fmt,
+                           work, work.prefetch, count, timeout, no_ack, requeue, False)
+    return ReceivePlan(queue, exchange, keys, exchange is None and not no_declare, fmt, None,
+                       consumer_prefetch(prefetch, count, requeue), count, timeout, no_ack,
+                       requeue, fmt is OutputFormat.PRETTY and stderr_isatty and count is None)
+
+
+def _check_source(queue: str | None, exchange: str | None, keys: list[str] | None) -> None:
+    if (queue is None) == (exchange is None):
+        raise errors.UsageError("give a QUEUE, or -e EXCHANGE to subscribe (not both)")
+    if queue == "":
+        raise errors.UsageError('QUEUE is empty: name a queue, or use -e EXCHANGE')
+    if keys and exchange is None:
+        raise errors.UsageError("-k/--key goes with -e EXCHANGE")
+
+
+def consumer_prefetch(prefetch: int | None, count: int | None, requeue: bool) -> int:
+    """--prefetch, or the default; no more than --count; with --requeue everything seen is
+    held (and put back at the end), so --count or unlimited (0)."""
+    if requeue:
+        return count or 0
+    chosen = prefetch or DEFAULT_PREFETCH
+    return chosen if count is None else min(chosen, count)
