@@ -156,20 +156,30 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
                  stderr_isatty: bool = False) -> ReceivePlan:
     """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
     from ..formats import OutputFormat
-    from .workers import exec_settings
     _check_source(queue, exchange, keys)
     if requeue and no_ack:
         raise errors.UsageError("--requeue and --no-ack exclude each other")
-    work = None if exec_ is None and on_failure is None else exec_settings(
-        exec_, prefetch, count, timeout, on_failure,
-        no_ack or requeue or null or format is not None)
+    work = _work(exec_, on_failure, prefetch, count, timeout,
+                 writes=[no_ack, requeue, null, format is not None])
     fmt = OutputFormat.NUL if null else output_format(format, stdout_isatty)
+    declare = exchange is None and not no_declare
     if work is not None:
-        return ReceivePlan(queue, exchange, keys, exchange is None and not no_declare, fmt,
-                           work, work.prefetch, count, timeout, no_ack, requeue, False)
-    return ReceivePlan(queue, exchange, keys, exchange is None and not no_declare, fmt, None,
+        return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, count,
+                           timeout, no_ack, requeue, banner=False)
+    banner = fmt is OutputFormat.PRETTY and stderr_isatty and count is None
+    return ReceivePlan(queue, exchange, keys, declare, fmt, None,
                        consumer_prefetch(prefetch, count, requeue), count, timeout, no_ack,
-                       requeue, fmt is OutputFormat.PRETTY and stderr_isatty and count is None)
+                       requeue, banner)
+
+
+def _work(exec_: str | None, on_failure: OnFailure | None, prefetch: int | None,
+          count: int | None, timeout: float | None, writes: list[bool]) -> Settings | None:
+    """--exec's settings (None without --exec or --on-failure); ``writes``: the flags that
+    choose how messages are written or taken, which --exec refuses."""
+    if exec_ is None and on_failure is None:
+        return None
+    from .workers import exec_settings
+    return exec_settings(exec_, prefetch, count, timeout, on_failure, any(writes))
 
 
 def _check_source(queue: str | None, exchange: str | None, keys: list[str] | None) -> None:

@@ -15,7 +15,7 @@ from ..formats import OutputFormat, encode_batch
 from . import app, env_of, options, progress
 from .env import Environment
 from .options import DEFAULT_PREFETCH
-from .plans import plan_receive
+from .plans import ReceivePlan, plan_receive
 from .workers import OnFailure, exec_each
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
@@ -53,11 +53,7 @@ def receive(
                         null=null, no_declare=no_declare, exec_=exec_, on_failure=on_failure,
                         stdout_isatty=env.stdout_isatty, stderr_isatty=env.stderr_isatty)
     backend = env.backend()
-    if plan.exchange is not None:
-        queue = _subscribe(env, backend, plan.exchange, plan.keys)
-    elif plan.declare:
-        backend.ensure_queue(queue)
-    assert queue is not None
+    queue = _source(env, backend, plan)
     if plan.work is not None:
         exec_each(env, backend, queue, plan.work)
         return
@@ -68,6 +64,17 @@ def receive(
     if received == 0 and plan.timeout is not None:
         raise errors.NothingReceived(
             f"no message arrived on '{queue}' within {plan.timeout:g}s")
+
+
+def _source(env: Environment, backend, plan: ReceivePlan) -> str:
+    """The queue to consume: QUEUE (declared first unless --no-declare), or a fresh one
+    bound to -e EXCHANGE."""
+    if plan.exchange is not None:
+        return _subscribe(env, backend, plan.exchange, plan.keys)
+    assert plan.queue is not None
+    if plan.declare:
+        backend.ensure_queue(plan.queue)
+    return plan.queue
 
 
 def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None) -> str:
