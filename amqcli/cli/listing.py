@@ -2,15 +2,24 @@
 
 
 import json
+from enum import StrEnum
 from typing import Any
 
 import typer
 
 from ..broker.codec import to_json_value
 from . import app, env_of
+from .consumer_options import ListFormatOption
 from .env import Environment
-from .options import ListFormat
-from .options import ListFormatOption as FormatOption
+
+
+class ListFormat(StrEnum):
+    TABLE = "table"
+    TSV = "tsv"
+    JSON = "json"
+
+
+FormatOption = ListFormatOption[ListFormat]
 
 list_app = typer.Typer(help="List queues, exchanges or bindings.", no_args_is_help=True)
 app.add_typer(list_app, name="list")

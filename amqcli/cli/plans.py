@@ -1,10 +1,8 @@
-"""From flags to a plan: pure functions that refuse the flag combinations ``amq send``,
-``amq receive`` and ``amq rpc call`` do not take, and choose what the flags leave open (the
-body source and how it splits into messages, the output format, the prefetch), so the
-command functions only do I/O. No broker, no stream: ``tests/unit/test_plans.py``.
-
-``amq send`` imports this module: what only ``receive`` needs (``formats``, ``workers``)
-is imported inside ``plan_receive``, for start-up time.
+"""From flags to a plan, for the commands that publish: pure functions that refuse the
+flag combinations ``amq send`` and ``amq rpc call`` do not take, and choose the body
+source and how it splits into messages, so the command functions only do I/O
+(``receive.plan_receive`` does the same for ``amq receive``). No broker, no stream:
+``tests/unit/test_plans.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +12,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import errors
-from .options import DEFAULT_PREFETCH
 from .parsing import build_properties, parse_headers, parse_properties
 
 if TYPE_CHECKING:
     from ..broker.model import Properties
-    from ..formats import OutputFormat
-    from .workers import OnFailure, Settings
 
 
 class Framing(StrEnum):
@@ -122,79 +117,3 @@ def plan_send(routing_key: str | None = None, body: str | None = None, *, exchan
     props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
     return SendPlan(exchange, routing_key, props, source, not no_declare, confirm,
                     not allow_unroutable, verbose, quiet)
-
-
-def output_format(format: OutputFormat | None, stdout_isatty: bool) -> OutputFormat:
-    """The format asked for, else pretty on a terminal and raw in a pipe."""
-    from ..formats import OutputFormat
-    return format or (OutputFormat.PRETTY if stdout_isatty else OutputFormat.RAW)
-
-
-class ReceivePlan(NamedTuple):
-    """What ``amq receive`` consumes, how it takes messages and writes them out."""
-
-    queue: str | None  # None: subscribe to `exchange`
-    exchange: str | None
-    keys: list[str] | None
-    declare: bool  # declare QUEUE first (never with -e)
-    format: OutputFormat
-    work: Settings | None  # --exec: run a command per message instead of writing it
-    prefetch: int  # the consumer's (0: unlimited)
-    count: int | None
-    timeout: float | None
-    no_ack: bool
-    requeue: bool
-    banner: bool  # say " [*] Waiting for messages" on stderr
-
-
-def plan_receive(queue: str | None = None, *, exchange: str | None = None,
-                 keys: list[str] | None = None, count: int | None = None,
-                 timeout: float | None = None, no_ack: bool = False, requeue: bool = False,
-                 prefetch: int | None = None, format: OutputFormat | None = None,
-                 null: bool = False, no_declare: bool = False, exec_: str | None = None,
-                 on_failure: OnFailure | None = None, stdout_isatty: bool = False,
-                 stderr_isatty: bool = False) -> ReceivePlan:
-    """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
-    from ..formats import OutputFormat
-    _check_source(queue, exchange, keys)
-    if requeue and no_ack:
-        raise errors.UsageError("--requeue and --no-ack exclude each other")
-    work = _work(exec_, on_failure, prefetch, count, timeout,
-                 writes=[no_ack, requeue, null, format is not None])
-    fmt = OutputFormat.NUL if null else output_format(format, stdout_isatty)
-    declare = exchange is None and not no_declare
-    if work is not None:
-        return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, count,
-                           timeout, no_ack, requeue, banner=False)
-    banner = fmt is OutputFormat.PRETTY and stderr_isatty and count is None
-    return ReceivePlan(queue, exchange, keys, declare, fmt, None,
-                       consumer_prefetch(prefetch, count, requeue), count, timeout, no_ack,
-                       requeue, banner)
-
-
-def _work(exec_: str | None, on_failure: OnFailure | None, prefetch: int | None,
-          count: int | None, timeout: float | None, writes: list[bool]) -> Settings | None:
-    """--exec's settings (None without --exec or --on-failure); ``writes``: the flags that
-    choose how messages are written or taken, which --exec refuses."""
-    if exec_ is None and on_failure is None:
-        return None
-    from .workers import exec_settings
-    return exec_settings(exec_, prefetch, count, timeout, on_failure, any(writes))
-
-
-def _check_source(queue: str | None, exchange: str | None, keys: list[str] | None) -> None:
-    if (queue is None) == (exchange is None):
-        raise errors.UsageError("give a QUEUE, or -e EXCHANGE to subscribe (not both)")
-    if queue == "":
-        raise errors.UsageError('QUEUE is empty: name a queue, or use -e EXCHANGE')
-    if keys and exchange is None:
-        raise errors.UsageError("-k/--key goes with -e EXCHANGE")
-
-
-def consumer_prefetch(prefetch: int | None, count: int | None, requeue: bool) -> int:
-    """--prefetch, or the default; no more than --count; with --requeue everything seen is
-    held (and put back at the end), so --count or unlimited (0)."""
-    if requeue:
-        return count or 0
-    chosen = prefetch or DEFAULT_PREFETCH
-    return chosen if count is None else min(chosen, count)

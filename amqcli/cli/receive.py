@@ -6,17 +6,18 @@ redelivers rather than loses it; what could not be written goes back to the queu
 
 
 import os
+from typing import NamedTuple
 
 import typer
 
 from .. import errors
 from ..broker.model import Delivery
 from ..formats import OutputFormat, encode_batch
-from . import app, env_of, options, progress
+from . import app, env_of, progress
+from . import consumer_options as options
+from .consumer_options import DEFAULT_PREFETCH
 from .env import Environment
-from .options import DEFAULT_PREFETCH
-from .plans import ReceivePlan, plan_receive
-from .workers import OnFailure, exec_each
+from .workers import OnFailure, Settings, exec_each, exec_settings
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -29,6 +30,83 @@ body), json (one object per line; `amq send --format json` reads it back).
 --exec CMD runs CMD for each message instead (body on stdin, metadata in AMQ_*
 variables), --prefetch N of them at once, and acks each message whose CMD exits 0."""
 
+
+# --- flags to a plan (pure: tests/unit/test_plans.py) -----------------------------------
+
+def output_format(format: OutputFormat | None, stdout_isatty: bool) -> OutputFormat:
+    """The format asked for, else pretty on a terminal and raw in a pipe."""
+    return format or (OutputFormat.PRETTY if stdout_isatty else OutputFormat.RAW)
+
+
+class ReceivePlan(NamedTuple):
+    """What ``amq receive`` consumes, how it takes messages and writes them out."""
+
+    queue: str | None  # None: subscribe to `exchange`
+    exchange: str | None
+    keys: list[str] | None
+    declare: bool  # declare QUEUE first (never with -e)
+    format: OutputFormat
+    work: Settings | None  # --exec: run a command per message instead of writing it
+    prefetch: int  # the consumer's (0: unlimited)
+    count: int | None
+    timeout: float | None
+    no_ack: bool
+    requeue: bool
+    banner: bool  # say " [*] Waiting for messages" on stderr
+
+
+def plan_receive(queue: str | None = None, *, exchange: str | None = None,
+                 keys: list[str] | None = None, count: int | None = None,
+                 timeout: float | None = None, no_ack: bool = False, requeue: bool = False,
+                 prefetch: int | None = None, format: OutputFormat | None = None,
+                 null: bool = False, no_declare: bool = False, exec_: str | None = None,
+                 on_failure: OnFailure | None = None, stdout_isatty: bool = False,
+                 stderr_isatty: bool = False) -> ReceivePlan:
+    """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
+    _check_source(queue, exchange, keys)
+    if requeue and no_ack:
+        raise errors.UsageError("--requeue and --no-ack exclude each other")
+    work = _work(exec_, on_failure, prefetch, count, timeout,
+                 writes=[no_ack, requeue, null, format is not None])
+    fmt = OutputFormat.NUL if null else output_format(format, stdout_isatty)
+    declare = exchange is None and not no_declare
+    if work is not None:
+        return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, count,
+                           timeout, no_ack, requeue, banner=False)
+    banner = fmt is OutputFormat.PRETTY and stderr_isatty and count is None
+    return ReceivePlan(queue, exchange, keys, declare, fmt, None,
+                       consumer_prefetch(prefetch, count, requeue), count, timeout, no_ack,
+                       requeue, banner)
+
+
+def _work(exec_: str | None, on_failure: OnFailure | None, prefetch: int | None,
+          count: int | None, timeout: float | None, writes: list[bool]) -> Settings | None:
+    """--exec's settings (None without --exec or --on-failure); ``writes``: the flags that
+    choose how messages are written or taken, which --exec refuses."""
+    if exec_ is None and on_failure is None:
+        return None
+    return exec_settings(exec_, prefetch, count, timeout, on_failure, any(writes))
+
+
+def _check_source(queue: str | None, exchange: str | None, keys: list[str] | None) -> None:
+    if (queue is None) == (exchange is None):
+        raise errors.UsageError("give a QUEUE, or -e EXCHANGE to subscribe (not both)")
+    if queue == "":
+        raise errors.UsageError('QUEUE is empty: name a queue, or use -e EXCHANGE')
+    if keys and exchange is None:
+        raise errors.UsageError("-k/--key goes with -e EXCHANGE")
+
+
+def consumer_prefetch(prefetch: int | None, count: int | None, requeue: bool) -> int:
+    """--prefetch, or the default; no more than --count; with --requeue everything seen is
+    held (and put back at the end), so --count or unlimited (0)."""
+    if requeue:
+        return count or 0
+    chosen = prefetch or DEFAULT_PREFETCH
+    return chosen if count is None else min(chosen, count)
+
+
+# --- the command: I/O only -----------------------------------------------------------------
 
 @app.command("receive", help=RECEIVE_HELP)
 def receive(

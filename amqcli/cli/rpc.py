@@ -17,11 +17,12 @@ import typer
 from .. import errors
 from ..broker.model import Delivery, Message, Properties
 from ..formats import OutputFormat
-from . import app, env_of, options
+from . import app, consumer_options, env_of, options
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
-from .plans import BodySource, body_source, output_format
+from .plans import BodySource, body_source
 from .receive import _Writer as Writer
+from .receive import output_format
 from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
 
 rpc_app = typer.Typer(help="Request/reply (RPC) over queues: call a server, or be one.",
@@ -46,12 +47,12 @@ def call(
     ctx: typer.Context,
     queue: options.CallQueue,
     body: options.RequestBody = None,
-    timeout: options.ReplyTimeout = None,
+    timeout: consumer_options.ReplyTimeout = None,
     file: options.File = None,
     headers: options.ShortHeader = None,
     properties: options.ShortProperty = None,
-    format: options.ReplyFormat[OutputFormat] = None,
-    no_declare: options.NoDeclareQueue = False,
+    format: consumer_options.ReplyFormat[OutputFormat] = None,
+    no_declare: consumer_options.NoDeclareQueue = False,
 ) -> None:
     env = env_of(ctx)
     props = _request_properties(properties, headers)
@@ -132,13 +133,13 @@ def _await_reply(replies: Any, correlation_id: str, timeout: float | None) -> De
 @rpc_app.command("serve", help=SERVE_HELP)
 def serve(
     ctx: typer.Context,
-    queue: options.RequestQueue,
-    command: options.ServeExec,
-    prefetch: options.ServePrefetch = 1,
-    count: options.RequestCount = None,
-    timeout: options.RequestTimeout = None,
-    on_failure: options.ServeOnFailure[OnFailure] = OnFailure.REJECT,
-    no_declare: options.NoDeclareQueue = False,
+    queue: consumer_options.RequestQueue,
+    command: consumer_options.ServeExec,
+    prefetch: consumer_options.ServePrefetch = 1,
+    count: consumer_options.RequestCount = None,
+    timeout: consumer_options.RequestTimeout = None,
+    on_failure: consumer_options.ServeOnFailure[OnFailure] = OnFailure.REJECT,
+    no_declare: consumer_options.NoDeclareQueue = False,
 ) -> None:
     env = env_of(ctx)
     if not command.strip():

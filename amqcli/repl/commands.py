@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import errors
-from ..cli import ClickException, options
+from ..cli import ClickException
+from ..cli import consumer_options as options
 from ..errors import ExitStatus
 from .subscriptions import Source
 

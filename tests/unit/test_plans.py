@@ -1,24 +1,15 @@
-"""Unit tests for amqcli.cli.plans: the flags of send, receive and rpc call as plans, and
-every combination those commands refuse, without a broker."""
+"""Unit tests for the plans of send, receive and rpc call (amqcli.cli.plans, and
+amqcli.cli.receive's plan_receive): flags to plans, and every combination those commands
+refuse, without a broker."""
 
 from __future__ import annotations
 
 import pytest
 
 from amqcli.broker.model import Properties
-from amqcli.cli.options import DEFAULT_PREFETCH
-from amqcli.cli.plans import (
-    BodySource,
-    Framing,
-    ReceivePlan,
-    SendPlan,
-    body_source,
-    consumer_prefetch,
-    output_format,
-    plan_receive,
-    plan_send,
-    split_body,
-)
+from amqcli.cli.consumer_options import DEFAULT_PREFETCH
+from amqcli.cli.plans import BodySource, Framing, SendPlan, body_source, plan_send, split_body
+from amqcli.cli.receive import ReceivePlan, consumer_prefetch, output_format, plan_receive
 from amqcli.cli.workers import OnFailure, Settings
 from amqcli.errors import ExitStatus, UsageError
 from amqcli.formats import OutputFormat

@@ -1,0 +1,86 @@
+"""The options and arguments of the commands that consume and list (receive, rpc serve,
+list, the shell's subscribe), declared once: see ``options.py``, which does the same for
+the commands that publish (apart from this module for ``amq send``'s start-up time).
+
+Aliases whose type is an enum of a heavier module (``OutputFormat``, ``OnFailure``,
+``ListFormat``) are generic in that type (``Format[OutputFormat]``), so this module
+imports neither ``formats`` nor ``workers``.
+"""
+
+from typing import Annotated, TypeVar
+
+import typer
+
+E = TypeVar("E")
+
+DEFAULT_PREFETCH = 250  # RabbitMQ suggests 100-300 for throughput
+
+# --- where messages come from and how they are taken (receive, subscribe, rpc serve) ------
+
+Queue = Annotated[str | None, typer.Argument(
+    metavar="[QUEUE]", show_default=False, help="The queue to consume from.")]
+RequestQueue = Annotated[str, typer.Argument(
+    metavar="QUEUE", help="The queue of requests.")]
+SubscribeExchange = Annotated[str | None, typer.Option(
+    "--exchange", "-e", metavar="NAME",
+    help="Subscribe to an exchange through a fresh exclusive queue.")]
+ShellExchange = Annotated[str | None, typer.Option(
+    "--exchange", "-e", metavar="NAME", help="Subscribe to an exchange.")]
+Keys = Annotated[list[str] | None, typer.Option(
+    "--key", "-k", metavar="KEY", help="Binding key for -e; repeat.")]
+Count = Annotated[int | None, typer.Option(
+    "--count", "-n", min=1, metavar="N", help="Stop after N messages.")]
+RequestCount = Annotated[int | None, typer.Option(
+    "--count", "-n", min=1, metavar="N", help="Stop after N requests.")]
+Timeout = Annotated[float | None, typer.Option(
+    "--timeout", "-t", min=0, metavar="SECONDS",
+    help="Stop when no message arrives for this long (exit 9 if none came at all).")]
+RequestTimeout = Annotated[float | None, typer.Option(
+    "--timeout", "-t", min=0, metavar="SECONDS",
+    help="Stop when no request arrives for this long (exit 9 if none came at all).")]
+ReplyTimeout = Annotated[float | None, typer.Option(
+    "--timeout", "-t", min=0, metavar="SECONDS",
+    help="Give up after this long without a reply (exit 9). Default: wait.")]
+NoAck = Annotated[bool, typer.Option(
+    "--no-ack", help="Let the broker forget messages as it sends them.")]
+Requeue = Annotated[bool, typer.Option(
+    "--requeue", help="Look without taking: put the messages back when done.")]
+Prefetch = Annotated[int | None, typer.Option(
+    "--prefetch", min=1, metavar="N", show_default=False,
+    help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}); with "
+         "--exec, how many commands run at once (default 1).")]
+ServePrefetch = Annotated[int, typer.Option(
+    "--prefetch", min=1, metavar="N", help="How many requests are served at once.")]
+NoDeclare = Annotated[bool, typer.Option(
+    "--no-declare", help="Do not declare the queue first.")]
+NoDeclareQueue = Annotated[bool, typer.Option(
+    "--no-declare", help="Do not declare QUEUE first.")]
+Exec = Annotated[str | None, typer.Option(
+    "--exec", metavar="CMD",
+    help="Run CMD (sh -c) per message: body on stdin, AMQ_* variables; ack on exit 0.")]
+ServeExec = Annotated[str, typer.Option(
+    "--exec", metavar="CMD", show_default=False,
+    help="The command answering each request: body on stdin, reply on stdout.")]
+OnFailure = Annotated[E | None, typer.Option(
+    "--on-failure", case_sensitive=False, show_default=False,
+    help="With --exec, a failed command's message: requeue (default), or reject "
+         "(dropped, or dead-lettered when the queue has a DLX).")]
+ServeOnFailure = Annotated[E, typer.Option(
+    "--on-failure", case_sensitive=False,
+    help="A request whose CMD failed: reject (dropped, or dead-lettered with a DLX) "
+         "or requeue.")]
+
+# --- how messages are written out (receive, rpc call, list) ------------------------------
+
+Format = Annotated[E | None, typer.Option(
+    "--format", "-F", case_sensitive=False,
+    help="Output format (default: pretty on a terminal, raw in a pipe).")]
+ReplyFormat = Annotated[E | None, typer.Option(
+    "--format", "-F", case_sensitive=False,
+    help="Output format of the reply (default: pretty on a terminal, raw in a pipe).")]
+NulFormat = Annotated[bool, typer.Option("--null", "-0", help="Same as --format nul.")]
+
+
+ListFormatOption = Annotated[E | None, typer.Option(
+    "--format", "-F", case_sensitive=False,
+    help="table (terminal default), tsv (pipe default, no header) or json.")]
