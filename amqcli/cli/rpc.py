@@ -20,9 +20,9 @@ from ..formats import OutputFormat
 from . import app, consumer_options, env_of, options
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
-from .plans import BodySource, body_source
 from .receive import _Writer as Writer
 from .receive import output_format
+from .send import BodySource, body_source
 from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
 
 rpc_app = typer.Typer(help="Request/reply (RPC) over queues: call a server, or be one.",

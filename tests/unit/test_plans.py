@@ -1,5 +1,5 @@
-"""Unit tests for the plans of send, receive and rpc call (amqcli.cli.plans, and
-amqcli.cli.receive's plan_receive): flags to plans, and every combination those commands
+"""Unit tests for the plans of send and receive (``plan_send``, ``body_source``, also used
+by rpc call, and ``plan_receive``): flags to plans, and every combination those commands
 refuse, without a broker."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 
 from amqcli.broker.model import Properties
 from amqcli.cli.consumer_options import DEFAULT_PREFETCH
-from amqcli.cli.plans import BodySource, Framing, SendPlan, body_source, plan_send, split_body
 from amqcli.cli.receive import ReceivePlan, consumer_prefetch, output_format, plan_receive
+from amqcli.cli.send import LINE, NUL, BodySource, SendPlan, body_source, plan_send, split_body
 from amqcli.cli.workers import OnFailure, Settings
 from amqcli.errors import ExitStatus, UsageError
 from amqcli.formats import OutputFormat
@@ -52,32 +52,33 @@ def test_plan_send_refuses(kwargs, message):
 # --------------------------------------------------------------------------- send: plans
 
 @pytest.mark.parametrize("kwargs, source", [
-    ({"body": "hi"}, BodySource(b"hi", None, Framing.WHOLE)),
-    ({"body": "a\nb", "lines": True}, BodySource(b"a\nb", None, Framing.LINES)),
-    ({"body": "a", "null": True}, BodySource(b"a", None, Framing.NUL)),
-    ({"body": "{}", "format": "json"}, BodySource(b"{}", None, Framing.JSON)),
-    ({"file": "f"}, BodySource(None, "f", Framing.WHOLE)),
-    ({"file": "f", "lines": True}, BodySource(None, "f", Framing.LINES)),
-    ({"file": "f", "stdin_isatty": True}, BodySource(None, "f", Framing.WHOLE)),
-    ({"body": "x", "stdin_isatty": True}, BodySource(b"x", None, Framing.WHOLE)),
-    ({}, BodySource(None, None, Framing.WHOLE)),
-    ({"lines": True}, BodySource(None, None, Framing.LINES)),
-    ({"null": True}, BodySource(None, None, Framing.NUL)),
-    ({"format": "json"}, BodySource(None, None, Framing.JSON)),
-    ({"format": "raw"}, BodySource(None, None, Framing.WHOLE)),
+    ({"body": "hi"}, BodySource(b"hi", None, None, False)),
+    ({"body": "a\nb", "lines": True}, BodySource(b"a\nb", None, LINE, False)),
+    ({"body": "a", "null": True}, BodySource(b"a", None, NUL, False)),
+    ({"body": "{}", "format": "json"}, BodySource(b"{}", None, LINE, True)),
+    ({"file": "f"}, BodySource(None, "f", None, False)),
+    ({"file": "f", "lines": True}, BodySource(None, "f", LINE, False)),
+    ({"file": "f", "format": "json"}, BodySource(None, "f", LINE, True)),
+    ({"file": "f", "stdin_isatty": True}, BodySource(None, "f", None, False)),
+    ({"body": "x", "stdin_isatty": True}, BodySource(b"x", None, None, False)),
+    ({}, BodySource(None, None, None, False)),
+    ({"lines": True}, BodySource(None, None, LINE, False)),
+    ({"null": True}, BodySource(None, None, NUL, False)),
+    ({"format": "json"}, BodySource(None, None, LINE, True)),
+    ({"format": "raw"}, BodySource(None, None, None, False)),
 ])
 def test_plan_send_body_source(kwargs, source):
     plan = plan_send("q", **kwargs)
     assert plan.source == source
     assert plan.source.stdin is (source.text is None and source.path is None)
-    assert plan.bulk is (source.framing is not Framing.WHOLE)
-    assert plan.json_input is (source.framing is Framing.JSON)
+    assert plan.bulk is (source.separator is not None)  # progress, resume line on Ctrl+C
+    assert plan.json_input is source.json
 
 
 def test_plan_send_defaults():
     assert plan_send("hello", "Hello World!") == SendPlan(
         exchange="", routing_key="hello", properties=Properties(),
-        source=BodySource(b"Hello World!", None, Framing.WHOLE), declare=True, confirm=False,
+        source=BodySource(b"Hello World!", None), declare=True, confirm=False,
         mandatory=True, verbose=False, quiet=False)
 
 
@@ -88,14 +89,14 @@ def test_plan_send_flags():
     assert plan == SendPlan(
         exchange="logs", routing_key="k",
         properties=Properties(correlation_id="c1", delivery_mode=2, headers={"a": "b", "n": 1}),
-        source=BodySource(b"x", None, Framing.WHOLE), declare=False, confirm=True,
+        source=BodySource(b"x", None), declare=False, confirm=True,
         mandatory=False, verbose=True, quiet=True)
 
 
 def test_plan_send_json_needs_no_routing_key():
     plan = plan_send(None, format="json")
     assert plan.routing_key is None
-    assert plan.source == BodySource(None, None, Framing.JSON)
+    assert plan.source == BodySource(None, None, LINE, True)
 
 
 def test_plan_send_body_keeps_the_shells_bytes():
@@ -106,8 +107,8 @@ def test_plan_send_body_keeps_the_shells_bytes():
 # --------------------------------------------------------------------------- bodies
 
 def test_body_source_alone():
-    assert body_source("x", None, False) == BodySource(b"x", None, Framing.WHOLE)
-    assert body_source(None, "p", True, Framing.NUL) == BodySource(None, "p", Framing.NUL)
+    assert body_source("x", None, False) == BodySource(b"x", None, None, False)
+    assert body_source(None, "p", True, NUL) == BodySource(None, "p", NUL, False)
     assert body_source(None, None, False).stdin
     with pytest.raises(UsageError, match=BOTH):
         body_source("x", "p", False)
@@ -115,30 +116,26 @@ def test_body_source_alone():
         body_source(None, None, True)
 
 
+WHOLE, LINES, NULS, JSON = (None, False), (LINE, False), (NUL, False), (LINE, True)
+
+
 @pytest.mark.parametrize("data, framing, records", [
-    (b"a\nb\n", Framing.WHOLE, [b"a\nb\n"]),
-    (b"", Framing.WHOLE, [b""]),
-    (b"a\nb\n", Framing.LINES, [b"a", b"b"]),
-    (b"a\nb", Framing.LINES, [b"a", b"b"]),
-    (b"a\n\nb\n", Framing.LINES, [b"a", b"", b"b"]),
-    (b"a\r\nb", Framing.LINES, [b"a\r", b"b"]),
-    (b"", Framing.LINES, []),
-    (b"\n", Framing.LINES, [b""]),
-    (b"a\0b\0", Framing.NUL, [b"a", b"b"]),
-    (b"a\nb\0c", Framing.NUL, [b"a\nb", b"c"]),
-    (b"", Framing.NUL, []),
-    (b'{"body": "a"}\r\n{"body": "b"}\n', Framing.JSON, [b'{"body": "a"}', b'{"body": "b"}']),
-    (b"", Framing.JSON, []),
+    (b"a\nb\n", WHOLE, [b"a\nb\n"]),
+    (b"", WHOLE, [b""]),
+    (b"a\nb\n", LINES, [b"a", b"b"]),
+    (b"a\nb", LINES, [b"a", b"b"]),
+    (b"a\n\nb\n", LINES, [b"a", b"", b"b"]),
+    (b"a\r\nb", LINES, [b"a\r", b"b"]),
+    (b"", LINES, []),
+    (b"\n", LINES, [b""]),
+    (b"a\0b\0", NULS, [b"a", b"b"]),
+    (b"a\nb\0c", NULS, [b"a\nb", b"c"]),
+    (b"", NULS, []),
+    (b'{"body": "a"}\r\n{"body": "b"}\n', JSON, [b'{"body": "a"}', b'{"body": "b"}']),
+    (b"", JSON, []),
 ])
 def test_split_body(data, framing, records):
-    assert split_body(data, framing) == records
-
-
-def test_framing_separators():
-    assert Framing.WHOLE.separator is None
-    assert Framing.LINES.separator == b"\n"
-    assert Framing.JSON.separator == b"\n"
-    assert Framing.NUL.separator == b"\0"
+    assert split_body(BodySource(data, None, *framing)) == records
 
 
 # --------------------------------------------------------------------------- receive: refused
