@@ -27,7 +27,14 @@ class Subscription(Protocol):
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
         """Wait up to ``timeout`` seconds (None: forever) for messages; return those that
         arrived, at most ``most`` and never more than the prefetch allows, or ``[]`` on
-        timeout. Raises ``ConsumerCancelled`` if the broker cancelled the consumer."""
+        timeout. ``timeout=0`` does not wait but still services the connection (reads
+        what arrived, answers heartbeats). Raises ``ConsumerCancelled`` if the broker
+        cancelled the consumer."""
+
+    def keep_alive(self) -> None:
+        """Service the connection without waiting and without taking deliveries (they
+        stay buffered): call it at least every second while not fetching, for example
+        while waiting for a slow reader of stdout, so heartbeats are answered."""
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         """Acknowledge a delivery (with ``multiple``: every one up to it)."""

@@ -44,6 +44,9 @@ class LocalSubscription:
             self.backend.broker.sweep_if_due()
             store.wait_for_change(seen, min(left, SWEEP_INTERVAL))
 
+    def keep_alive(self) -> None:
+        self.backend.broker.sweep_if_due()  # no heartbeats: only the dead-process sweep
+
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         # The store hears of it with the next fetch (or the cancel): one transaction fewer
         # per batch. A crash before then redelivers; it cannot lose a message.

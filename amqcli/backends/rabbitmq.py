@@ -88,6 +88,7 @@ class RabbitSubscription:
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self.backend.connection
+        self.keep_alive()
         while not self.buffer:
             if self.cancelled:
                 raise errors.ConsumerCancelled(
@@ -96,9 +97,12 @@ class RabbitSubscription:
             if left <= 0:
                 return []
             self.backend.call(partial(conn.process_data_events, time_limit=min(left, 1.0)))
-        self.backend.call(lambda: conn.process_data_events(time_limit=0))
         batch, self.buffer = self.buffer[:most], self.buffer[most:]
         return batch
+
+    def keep_alive(self) -> None:
+        conn = self.backend.connection
+        self.backend.call(lambda: conn.process_data_events(time_limit=0))
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.backend.call(lambda: self.channel.basic_ack(delivery_tag, multiple))

@@ -1,21 +1,26 @@
 """``amq receive``: consume from a queue, or subscribe to an exchange, and write messages out.
 
-A message is acknowledged only after it has been written out (and flushed), so a crash
-redelivers rather than loses it; what could not be written goes back to the queue.
+A message is acknowledged only once delivered: to a file, a terminal or a socket, after it
+has been written; into a pipe, once the reader has taken it out of the pipe and is still
+there a moment later (``output.PipeOutput``). A crash redelivers rather than loses it, and
+what the reader may not have used goes back to the queue when the reader goes away.
 """
 
-
-import os
-from typing import Annotated
+import time
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .. import errors
 from ..broker.model import Delivery
-from ..formats import OutputFormat, encode_batch
+from ..formats import OutputFormat
+from ..output import DeliveryWriter, PipeOutput, ReaderGone, is_pipe
 from . import app, env_of, progress
 from .env import Environment
 from .workers import OnFailure, exec_each, exec_settings
+
+if TYPE_CHECKING:
+    from ..backends.base import Subscription
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -29,6 +34,12 @@ body), json (one object per line; `amq send --format json` reads it back).
 variables), --prefetch N of them at once, and acks each message whose CMD exits 0."""
 
 DEFAULT_PREFETCH = 250  # RabbitMQ suggests 100-300 for throughput
+# Into a pipe a message stays unacknowledged until the reader has used it (output.HOLD
+# after taking it): to keep the pipe full the default holds that much more at once.
+PIPE_PREFETCH = 20_000
+PIPE_BATCH = 1000  # deliveries per fetch into a pipe: claims overlap the hold of others
+PENDING_LIMIT = 1 << 20  # bytes received and not yet written before fetching waits
+IDLE_LOOK = 0.2  # seconds between looks at a pipe's reader while no message comes
 
 
 @app.command("receive", help=RECEIVE_HELP)
@@ -93,7 +104,7 @@ def receive(
     if settings is not None:
         exec_each(env, backend, queue, settings)
         return
-    prefetch = prefetch or DEFAULT_PREFETCH
+    prefetch = prefetch or (PIPE_PREFETCH if is_pipe(env.stdout_fd) else DEFAULT_PREFETCH)
     if requeue:
         prefetch = count or 0  # hold everything seen, put it all back at the end
     elif count is not None:
@@ -117,27 +128,20 @@ def _subscribe(backend, exchange: str, keys: list[str]) -> str:
 def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: int | None,
              timeout: float | None, prefetch: int, no_ack: bool, requeue: bool) -> int:
     sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack)
-    writer = _Writer(env, fmt)
+    writer = DeliveryWriter(env.stdout_fd, fmt,
+                            env.console() if fmt is OutputFormat.PRETTY else None)
     bar = progress.for_receive(env, count)
+    settle = not no_ack and not requeue
     received = 0
     try:
-        while count is None or received < count:
-            want = prefetch or DEFAULT_PREFETCH
-            if count is not None:
-                want = min(want, count - received)
-            batch = sub.fetch(want, timeout)
-            if not batch:
-                break
-            written = writer.write(batch)
-            received += written
-            bar.advance(written)
-            if written and not no_ack and not requeue:
-                sub.ack(batch[written - 1].delivery_tag, multiple=True)
-            if written < len(batch):
-                raise BrokenPipeError
+        if is_pipe(env.stdout_fd):
+            received = _into_pipe(sub, PipeOutput(writer), bar, count, timeout, prefetch,
+                                  settle)
+        else:
+            received = _into_file(sub, writer, bar, count, timeout, prefetch, settle)
     finally:
         bar.close()
-        if requeue and received:
+        if requeue:
             try:
                 sub.nack(0, multiple=True, requeue=True)
             except errors.AmqError:
@@ -146,39 +150,63 @@ def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: in
     return received
 
 
-class _Writer:
-    """Writes deliveries to stdout; how many made it out before a closed pipe."""
+def _into_file(sub: "Subscription", writer: DeliveryWriter, bar: progress.Progress,
+               count: int | None, timeout: float | None, prefetch: int, settle: bool) -> int:
+    """To a file, a terminal or a socket: each batch acknowledged once written."""
+    received = 0
+    while count is None or received < count:
+        batch = sub.fetch(_want(prefetch, count, received), timeout)
+        if not batch:
+            break
+        written = writer.write(batch)
+        received += written
+        bar.advance(written)
+        if written and settle:
+            sub.ack(batch[written - 1].delivery_tag, multiple=True)
+        if written < len(batch):
+            raise ReaderGone
+    return received
 
-    def __init__(self, env: Environment, fmt: OutputFormat) -> None:
-        self.env = env
-        self.fmt = fmt
-        self.fd = env.stdout_fd
-        self.count = 0
-        if fmt is OutputFormat.PRETTY:
-            from ..render import MessagePrinter
-            self.printer = MessagePrinter(env.console())
 
-    def write(self, batch: list[Delivery]) -> int:
-        if self.fmt is OutputFormat.PRETTY:
-            for i, d in enumerate(batch):
-                try:
-                    self.count += 1
-                    self.printer.print(d, self.count)
-                except BrokenPipeError:
-                    return i
-            return len(batch)
-        chunks = encode_batch(batch, self.fmt)
-        data = memoryview(b"".join(chunks))
-        sent = 0
-        try:
-            while sent < len(data):
-                sent += os.write(self.fd, data[sent:])
-        except BrokenPipeError:
-            done, total = 0, 0
-            for chunk in chunks:
-                total += len(chunk)
-                if total > sent:
-                    break
-                done += 1
-            return done
-        return len(batch)
+def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, count: int | None,
+               timeout: float | None, prefetch: int, settle: bool) -> int:
+    """Into a pipe: written without blocking while the connection is serviced, each
+    message acknowledged once settled (``output.PipeOutput``); ends when the reader goes
+    (``ReaderGone``: what is unsettled goes back to the queue with the cancel), or
+    once every message received is settled."""
+    received = 0
+    last_arrival = time.monotonic()
+    while True:
+        now = time.monotonic()
+        idle_left = None if timeout is None else last_arrival + timeout - now
+        more = (count is None or received < count) and (idle_left is None or idle_left > 0)
+        if not more and not out.pending and not (settle and out.busy):
+            return received
+        batch: list[Delivery] = []
+        if more and len(out.pending) < PENDING_LIMIT:
+            wait = 0.0 if out.pending else min(out.next_look(), IDLE_LOOK,
+                                               IDLE_LOOK if idle_left is None else idle_left)
+            batch = sub.fetch(min(PIPE_BATCH, _want(prefetch, count, received)), wait)
+        else:
+            sub.keep_alive()
+        if batch:
+            last_arrival = time.monotonic()
+            received += len(batch)
+            bar.advance(len(batch))
+            out.add(batch)
+        out.pump()
+        if out.pending:
+            out.wait(min(out.next_look(), IDLE_LOOK))
+            out.pump()
+        elif not batch and not more:
+            out.wait(min(out.next_look(), IDLE_LOOK))
+        settled = out.settle()
+        if settled and settle:
+            sub.ack(settled[0], multiple=True)
+        if not out.busy and out.gone():
+            raise ReaderGone
+
+
+def _want(prefetch: int, count: int | None, received: int) -> int:
+    want = prefetch or DEFAULT_PREFETCH
+    return want if count is None else min(want, count - received)
