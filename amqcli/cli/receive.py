@@ -203,7 +203,7 @@ def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, cou
         settled = out.settle()
         if settled and settle:
             sub.ack(settled[0], multiple=True)
-        if not out.busy and out.gone():
+        if out.gone():
             raise ReaderGone
 
 
