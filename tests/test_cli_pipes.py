@@ -168,3 +168,42 @@ def test_a_slow_reader_does_not_starve_rabbitmq_heartbeats(amq, name):
     out, err = r.stdout.decode(), r.stderr.decode()
     assert out.split() == ["200", "status=0"], out + err
     assert amq.queue(q)["messages"] == 0 and len(lines) == 200
+
+
+def test_the_window_keeps_held_bytes_bounded_whatever_the_prefetch(amq, name, monkeypatch):
+    """In-process, on a real connection to each broker: into a pipe, the prefetch count is
+    large, and the channel's window keeps what is held unacknowledged near PIPE_BYTES
+    (made small here so that small messages show it)."""
+    from amqcli import config
+    from amqcli.backends import open_backend
+    from amqcli.broker.model import Properties
+    from amqcli.cli import receive
+
+    monkeypatch.setattr(receive, "PIPE_BYTES", 64 * 1024)
+    q = name()
+    backend = open_backend(config.resolve(amq.url))
+    try:
+        backend.ensure_queue(q)
+        backend.publish_bodies("", q, Properties(), [b"x" * 1024] * 300)
+        sub = backend.consume(q, prefetch=receive.PIPE_PREFETCH, window=receive.WINDOW_START)
+        window = receive._Window(sub, receive.PIPE_PREFETCH, receive.WINDOW_START)
+        held = []
+
+        def take(most):
+            while True:
+                batch = sub.fetch(most, 0.3)
+                if not batch:
+                    return
+                held.extend(batch)
+                window.update(batch)
+
+        take(1000)
+        assert len(held) == receive.WINDOW_START  # the window started it, not the prefetch
+        assert window.size == 64  # 64 KiB of 1 KiB messages
+        sub.ack(held[39].delivery_tag, multiple=True)  # 60 left held: room for 4 more
+        take(1000)
+        assert len(held) == 104
+        sub.cancel()
+    finally:
+        backend.close()
+    _settled(amq, q, 300 - 40)

@@ -36,6 +36,10 @@ class Subscription(Protocol):
         stay buffered): call it at least every second while not fetching, for example
         while waiting for a slow reader of stdout, so heartbeats are answered."""
 
+    def set_window(self, most: int) -> None:
+        """Change the channel-wide limit on unacknowledged deliveries (``basic.qos`` with
+        global; 0: none, the consumer's prefetch alone applies) for deliveries to come."""
+
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         """Acknowledge a delivery (with ``multiple``: every one up to it)."""
 
@@ -102,8 +106,10 @@ class Backend(Protocol):
         those (``unroutable``, ``nacked``), counted since the last flush."""
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False) -> Subscription:
-        """``basic.qos`` then ``basic.consume``."""
+                exclusive: bool = False, window: int = 0) -> Subscription:
+        """``basic.qos`` then ``basic.consume``. A ``window`` (not 0) also limits the
+        channel's unacknowledged deliveries from the start (``basic.qos`` global, set
+        before the consume: the lower limit applies); ``set_window`` changes it."""
 
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> Route:

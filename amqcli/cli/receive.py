@@ -26,7 +26,9 @@ RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
 -k keys. Waits for messages until Ctrl+C, unless --count or --timeout say otherwise.
 
-Each message is acknowledged once written out. Formats: pretty (terminal default), raw
+Each message is acknowledged once written out; into a pipe, once the reader has taken it
+and is still there a moment later (what it may not have used goes back when it exits).
+Formats: pretty (terminal default), raw
 (one body per line: pipe default), body (bodies byte for byte), nul (NUL after each
 body), json (one object per line; `amq send --format json` reads it back).
 
@@ -37,6 +39,10 @@ DEFAULT_PREFETCH = 250  # RabbitMQ suggests 100-300 for throughput
 # Into a pipe a message stays unacknowledged until the reader has used it (output.HOLD
 # after taking it): to keep the pipe full the default holds that much more at once.
 PIPE_PREFETCH = 20_000
+# ... but no more than this many bytes of them: the channel's window (basic.qos global)
+# starts at WINDOW_START and follows the size of the messages seen (``_Window``).
+PIPE_BYTES = 64 << 20
+WINDOW_START = 100
 PIPE_BATCH = 1000  # deliveries per fetch into a pipe: claims overlap the hold of others
 PENDING_LIMIT = 1 << 20  # bytes received and not yet written before fetching waits
 IDLE_LOOK = 0.2  # seconds between looks at a pipe's reader while no message comes
@@ -64,7 +70,8 @@ def receive(
         "--requeue", help="Look without taking: put the messages back when done.")] = False,
     prefetch: Annotated[int | None, typer.Option(
         "--prefetch", min=1, metavar="N", show_default=False,
-        help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}); with "
+        help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}, "
+             f"{PIPE_PREFETCH:,} into a pipe); with "
              "--exec, how many commands run at once (default 1).")] = None,
     format: Annotated[OutputFormat | None, typer.Option(
         "--format", "-F", case_sensitive=False,
@@ -104,14 +111,17 @@ def receive(
     if settings is not None:
         exec_each(env, backend, queue, settings)
         return
-    prefetch = prefetch or (PIPE_PREFETCH if is_pipe(env.stdout_fd) else DEFAULT_PREFETCH)
+    pipe_default = prefetch is None and is_pipe(env.stdout_fd)
+    prefetch = prefetch or (PIPE_PREFETCH if pipe_default else DEFAULT_PREFETCH)
     if requeue:
         prefetch = count or 0  # hold everything seen, put it all back at the end
     elif count is not None:
         prefetch = min(prefetch, count)
+    window = min(prefetch, WINDOW_START) if pipe_default and not (requeue or no_ack) else 0
     if fmt is OutputFormat.PRETTY and env.stderr_isatty and count is None:
         env.say(f" [*] Waiting for messages on '{queue}'. To exit press CTRL+C")
-    received = _consume(env, backend, queue, fmt, count, timeout, prefetch, no_ack, requeue)
+    received = _consume(env, backend, queue, fmt, count, timeout, prefetch, window, no_ack,
+                        requeue)
     if received == 0 and timeout is not None:
         raise errors.NothingReceived(f"no message arrived on '{queue}' within {timeout:g}s")
 
@@ -126,8 +136,9 @@ def _subscribe(backend, exchange: str, keys: list[str]) -> str:
 
 
 def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: int | None,
-             timeout: float | None, prefetch: int, no_ack: bool, requeue: bool) -> int:
-    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack)
+             timeout: float | None, prefetch: int, window: int, no_ack: bool,
+             requeue: bool) -> int:
+    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack, window=window)
     writer = DeliveryWriter(env.stdout_fd, fmt,
                             env.console() if fmt is OutputFormat.PRETTY else None)
     bar = progress.for_receive(env, count)
@@ -136,7 +147,7 @@ def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: in
     try:
         if is_pipe(env.stdout_fd):
             received = _into_pipe(sub, PipeOutput(writer), bar, count, timeout, prefetch,
-                                  settle)
+                                  settle, _Window(sub, prefetch, window))
         else:
             received = _into_file(sub, writer, bar, count, timeout, prefetch, settle)
     finally:
@@ -169,7 +180,7 @@ def _into_file(sub: "Subscription", writer: DeliveryWriter, bar: progress.Progre
 
 
 def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, count: int | None,
-               timeout: float | None, prefetch: int, settle: bool) -> int:
+               timeout: float | None, prefetch: int, settle: bool, window: "_Window") -> int:
     """Into a pipe: written without blocking while the connection is serviced, each
     message acknowledged once settled (``output.PipeOutput``); ends when the reader goes
     (``ReaderGone``: what is unsettled goes back to the queue with the cancel), or
@@ -194,6 +205,7 @@ def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, cou
             received += len(batch)
             bar.advance(len(batch))
             out.add(batch)
+            window.update(batch)
         out.pump()
         if out.pending:
             out.wait(min(out.next_look(), IDLE_LOOK))
@@ -205,6 +217,32 @@ def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, cou
             sub.ack(settled[0], multiple=True)
         if out.gone():
             raise ReaderGone
+
+
+class _Window:
+    """Keeps the bytes held unacknowledged into a pipe near ``PIPE_BYTES``: RabbitMQ sends
+    up to the prefetch count whatever the size of the messages, so the channel's window
+    (``basic.qos`` global, live) follows their mean size, within the prefetch. A window of
+    0 stays off."""
+
+    def __init__(self, sub: "Subscription", prefetch: int, start: int) -> None:
+        self.sub = sub
+        self.prefetch = prefetch
+        self.size = start
+        self.seen = 0
+        self.bytes = 0
+
+    def update(self, batch: list[Delivery]) -> None:
+        if not self.size:
+            return
+        self.seen += len(batch)
+        self.bytes += sum(len(d.body) for d in batch)
+        fits = PIPE_BYTES * self.seen // max(1, self.bytes)
+        target = max(1, min(self.prefetch, fits))
+        if 5 * target < 4 * self.size or target > 2 * self.size or (
+                target == self.prefetch != self.size):
+            self.sub.set_window(target)
+            self.size = target
 
 
 def _want(prefetch: int, count: int | None, received: int) -> int:
