@@ -11,7 +11,8 @@ a. `amq receive Q --count N | wc -l`   (stdout a pipe: the careful path), the li
 b. `amq receive Q --count N > FILE`    (stdout a regular file: ack after the write), the
    baseline, measured in the same run;
 
-and the ratio a/b of the medians "(target >= 0.8)". Each run refills the queue (untimed,
+and the ratio a/b of the medians "(target >= 0.8)", with the CPU seconds of each
+pipeline (user + system, median), steadier than wall time on a busy machine. Each run refills the queue (untimed,
 with `amq send --lines`) and checks it is empty afterwards. `--amq "CMD ..."` measures
 another `amq` (for example an older checkout's venv) with the same script.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -51,10 +53,15 @@ def run(argv: list[str], env: dict[str, str], data: bytes = b"") -> bytes:
     return proc.stdout
 
 
-def timed_shell(cmd: str, env: dict[str, str]) -> tuple[float, bytes]:
+def timed_shell(cmd: str, env: dict[str, str]) -> tuple[float, float, bytes]:
+    """Wall seconds, CPU seconds (user + system, of the whole pipeline) and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = run(["bash", "-o", "pipefail", "-c", cmd], env)
-    return time.perf_counter() - t, out
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, out
 
 
 def ready(amq: list[str], env: dict[str, str], queue: str) -> int:
@@ -68,6 +75,7 @@ def bench(amq: list[str], env: dict[str, str], queue: str, count: int, size: int
     data = b"".join((b"%08d" % i + b"x" * size)[:size] + b"\n" for i in range(count))
     amq_s = shlex.join(amq)
     pipe, file = [], []
+    cpu: dict[str, list[float]] = {"pipe": [], "file": []}
     run(amq + ["declare", "queue", queue], env)
     with tempfile.TemporaryDirectory() as tmp:
         target = os.path.join(tmp, "out")
@@ -76,7 +84,8 @@ def bench(amq: list[str], env: dict[str, str], queue: str, count: int, size: int
                                (file, f"{amq_s} receive {queue} --count {count} > {target}")):
                 run(amq + ["purge", queue], env)
                 run(amq + ["send", queue, "--lines"], env, data)
-                seconds, out = timed_shell(cmd, env)
+                seconds, used, out = timed_shell(cmd, env)
+                cpu["pipe" if rates is pipe else "file"].append(used)
                 if "wc" in cmd and int(out) != count:
                     raise SystemExit(f"{cmd}: {int(out)} lines, expected {count}")
                 if "wc" not in cmd and os.path.getsize(target) != len(data):
@@ -87,9 +96,12 @@ def bench(amq: list[str], env: dict[str, str], queue: str, count: int, size: int
                 rates.append(count / seconds)
     a, b = statistics.median(pipe), statistics.median(file)
     print(f"{label}: {count} x {size} B, {runs} runs")
-    print(f"  a. receive --count N | wc -l   median {a:9.0f} msg/s  best {max(pipe):9.0f}")
-    print(f"  b. receive --count N > FILE    median {b:9.0f} msg/s  best {max(file):9.0f}")
-    print(f"  ratio a/b {a / b:5.2f}  (target >= 0.8)")
+    ca, cb = statistics.median(cpu["pipe"]), statistics.median(cpu["file"])
+    print(f"  a. receive --count N | wc -l   median {a:9.0f} msg/s  best {max(pipe):9.0f}"
+          f"  CPU {ca:5.2f} s")
+    print(f"  b. receive --count N > FILE    median {b:9.0f} msg/s  best {max(file):9.0f}"
+          f"  CPU {cb:5.2f} s")
+    print(f"  ratio a/b {a / b:5.2f}  (target >= 0.8)  CPU a/b {ca / cb:5.2f}")
 
 
 def rabbitmq_reachable(url: str) -> bool:
