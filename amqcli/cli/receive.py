@@ -14,7 +14,7 @@ import typer
 from .. import errors
 from ..broker.model import Delivery
 from ..formats import OutputFormat
-from ..output import DeliveryWriter, PipeOutput, ReaderGone, is_pipe
+from ..output import HOLD, DeliveryWriter, PipeOutput, ReaderGone, is_pipe
 from . import app, env_of, progress
 from .env import Environment
 from .workers import OnFailure, exec_each, exec_settings
@@ -146,8 +146,14 @@ def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: in
     received = 0
     try:
         if is_pipe(env.stdout_fd):
-            received = _into_pipe(sub, PipeOutput(writer), bar, count, timeout, prefetch,
-                                  settle, _Window(sub, prefetch, window))
+            out = PipeOutput(writer)
+            try:
+                received = _into_pipe(sub, out, bar, count, timeout, prefetch, settle,
+                                      _Window(sub, prefetch, window))
+            except KeyboardInterrupt:
+                if settle:
+                    _settle_last(sub, out)
+                raise
         else:
             received = _into_file(sub, writer, bar, count, timeout, prefetch, settle)
     finally:
@@ -243,6 +249,21 @@ class _Window:
                 target == self.prefetch != self.size):
             self.sub.set_window(target)
             self.size = target
+
+
+def _settle_last(sub: "Subscription", out: PipeOutput) -> None:
+    """On Ctrl+C: what the reader has taken is acknowledged once its hold is over (a tenth
+    of a second at most) if the reader is still there; the rest goes back to the queue."""
+    try:
+        for last in (False, True):
+            settled = out.settle()
+            if settled:
+                sub.ack(settled[0], multiple=True)
+            if last or not out.taken:
+                return
+            time.sleep(max(0.0, out.taken[-1][0] + HOLD - time.monotonic()))
+    except (ReaderGone, errors.AmqError):
+        pass  # the cancel requeues what is not acknowledged
 
 
 def _want(prefetch: int, count: int | None, received: int) -> int:
