@@ -93,7 +93,7 @@ class RabbitSubscription:
     """A consumer: deliveries buffered by pika's callback, handed out by ``fetch``."""
 
     def __init__(self, backend: RabbitMQBackend, queue: str, prefetch: int, no_ack: bool,
-                 exclusive: bool) -> None:
+                 exclusive: bool, window: int = 0) -> None:
         self.backend = backend
         self.queue = queue
         self.channel: BlockingChannel = backend.call(lambda: backend.connection.channel())
@@ -101,6 +101,8 @@ class RabbitSubscription:
         self.cancelled = False
         self.channel.add_on_cancel_callback(self._on_cancel)
         self.channel.basic_qos(prefetch_count=prefetch)
+        if window:  # after the consumer's qos: RabbitMQ 3.10 drops a global limit set before
+            self.set_window(window)
         self.tag = backend.call(lambda: self.channel.basic_consume(
             queue, self._on_message, auto_ack=no_ack, exclusive=exclusive))
 
@@ -115,6 +117,7 @@ class RabbitSubscription:
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self.backend.connection
+        self.keep_alive()
         while not self.buffer:
             if self.cancelled:
                 raise errors.ConsumerCancelled(
@@ -123,9 +126,15 @@ class RabbitSubscription:
             if left <= 0:
                 return []
             self.backend.call(partial(conn.process_data_events, time_limit=min(left, 1.0)))
-        self.backend.call(lambda: conn.process_data_events(time_limit=0))
         batch, self.buffer = self.buffer[:most], self.buffer[most:]
         return batch
+
+    def set_window(self, most: int) -> None:
+        self.backend.call(lambda: self.channel.basic_qos(prefetch_count=most, global_qos=True))
+
+    def keep_alive(self) -> None:
+        conn = self.backend.connection
+        self.backend.call(lambda: conn.process_data_events(time_limit=0))
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.backend.call(lambda: self.channel.basic_ack(delivery_tag, multiple))
@@ -472,9 +481,9 @@ class RabbitMQBackend:
     # --- consuming --------------------------------------------------------------------
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False) -> RabbitSubscription:
+                exclusive: bool = False, window: int = 0) -> RabbitSubscription:
         check_name("queue", queue)
-        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive)
+        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive, window)
 
     # --- listing ----------------------------------------------------------------------
 

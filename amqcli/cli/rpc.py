@@ -18,10 +18,10 @@ import typer
 from .. import errors
 from ..broker.model import Delivery, Message, Properties
 from ..formats import OutputFormat
+from ..output import DeliveryWriter
 from . import app, env_of
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
-from .receive import _Writer as Writer
 from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
 
 rpc_app = typer.Typer(help="Request/reply (RPC) over queues: call a server, or be one.",
@@ -77,7 +77,8 @@ def call(
     reply = _call(backend, Message(payload, props, queue), timeout)
     if reply is None:
         raise errors.NothingReceived(f"no reply from '{queue}' within {timeout:g}s")
-    if Writer(env, fmt).write([reply]) < 1:
+    console = env.console() if fmt is OutputFormat.PRETTY else None
+    if DeliveryWriter(env.stdout_fd, fmt, console).write([reply]) < 1:
         raise BrokenPipeError
 
 
