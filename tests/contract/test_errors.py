@@ -24,6 +24,8 @@ def test_each_channel_error_is_its_class_and_the_backend_carries_on(backend, con
         (errors.AccessRefused, 403, lambda: backend.bind("", q, q)),
         (errors.ResourceLocked, 405, lambda: backend.purge_queue(locked)),
         (errors.NotFound, 404, lambda: backend.publish_bodies(name("nox"), "k", P, [b"m"])),
+        (errors.NotFound, 404, lambda: backend.publish_bodies(name("nox"), "k", P, [b"m"] * 3,
+                                                              confirm=True)),
         (errors.PreconditionFailed, 406, lambda: backend.declare_exchange(x, "topic")),
         (errors.NotFound, 404, lambda: backend.bind(x, name())),
     ]
