@@ -127,7 +127,7 @@ def consumers(backend: Backend, queue: str) -> int:
     return backend.declare_queue(queue, passive=True).consumer_count
 
 
-def drain(sub: Any, most: int = 1000, timeout: float = 0.5) -> list[Any]:
+def drain(sub: Any, most: int = 1000, timeout: float = 0.3) -> list[Any]:
     """Every delivery a subscription gets until none comes for ``timeout`` seconds."""
     got: list[Any] = []
     while len(got) < most:
