@@ -326,9 +326,8 @@ def test_route_explains_hops_and_queues(amq, name):
     assert amq.queue(q)["messages"] == 0  # nothing was published
 
 
+@pytest.mark.local_only
 def test_streams_are_refused_by_the_local_broker(amq, name):
-    if amq.broker != "local":
-        pytest.skip("RabbitMQ supports streams; the local broker refuses them (README)")
     r = amq("declare", "queue", name(), "--type", "stream", "--durable", expect=4)
     assert "stream" in r.stderr
 

@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from conftest import kill_and_reap
 
 
@@ -44,6 +45,7 @@ def test_kill_9_subscriber_leaves_no_exclusive_queue(amq, name):
     amq("send", "-e", x, "", "nobody listens", expect=7)
 
 
+@pytest.mark.slow
 def test_kill_9_bulk_sender_loses_nothing_it_reported(amq, name):
     q = name()
     sender = amq.popen("send", q, "--lines", "--verbose", "--confirm", stdin=subprocess.PIPE,
@@ -83,6 +85,7 @@ def test_kill_9_bulk_sender_loses_nothing_it_reported(amq, name):
     assert bodies == [f"line-{i:07d}-{'p' * 50}" for i in range(count)]  # whole, in order
 
 
+@pytest.mark.slow
 def test_4_producers_4_consumers_20000_messages_each_once(amq, name):
     q = name()
     amq("declare", "queue", q)
@@ -122,6 +125,7 @@ def test_4_producers_4_consumers_20000_messages_each_once(amq, name):
     assert amq.queue(q)["messages"] == 0
 
 
+@pytest.mark.slow
 def test_receive_crash_before_ack_redelivers_rather_than_loses(amq, name):
     """A receiver killed at any point: every message is either printed by it or back."""
     q = name()

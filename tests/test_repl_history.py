@@ -127,10 +127,9 @@ def test_the_shell_stores_and_recalls_masked_lines(tmp_path: Any, monkeypatch: A
     assert stat.S_IMODE(os.stat(history_path()).st_mode) == 0o600
 
 
+@pytest.mark.rabbitmq_only
 def test_a_recalled_masked_url_says_why_it_does_not_log_in(amq: Any, tmp_path: Any,
                                                           monkeypatch: Any, capfd: Any) -> None:
-    if amq.broker != "rabbitmq":
-        pytest.skip("a RabbitMQ login")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
     env = Environment(stderr=stderr, url=amq.url, stdin_isatty=False, stdout_isatty=False,

@@ -75,10 +75,9 @@ def test_completion_offers_the_brokers_names(session: Session, name: Any) -> Non
         == [x]
 
 
+@pytest.mark.rabbitmq_only
 def test_names_seen_when_the_broker_cannot_list(amq: Any, name: Any, data_home: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    if amq.broker != "rabbitmq":
-        pytest.skip("only RabbitMQ lists through another service (its management API)")
     monkeypatch.setenv("AMQ_MANAGEMENT_URL", "http://127.0.0.1:1/")
     session = make_session(amq.url)
     try:
@@ -340,9 +339,8 @@ def test_unknown_commands_are_one_line(session: Session, capfd: Any) -> None:
     ]
 
 
+@pytest.mark.local_only
 def test_the_default_store_is_named_with_its_path(amq: Any, data_home: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("the local store's path")
     session = make_session("local")
     try:
         assert session.display == f"local:{data_home}/amq/local.db"

@@ -167,6 +167,8 @@ class RabbitMQBackend:
         self._returned = 0
         self._nacked = 0
         self._pending_confirms = 0
+        self._confirmed_up_to = 0  # every publish up to this tag is confirmed
+        self._confirmed_early: set[int] = set()  # tags above it confirmed alone
         self._unsynced = False  # publishes written since the last round trip
         self._publishing: BlockingChannel | None = None  # the channel they went on
 
@@ -339,11 +341,25 @@ class RabbitMQBackend:
         self._returned += 1
 
     def _on_confirm(self, frame: Any) -> None:
+        """Count what a basic.ack/nack settles. RabbitMQ confirms out of order (an
+        unroutable message at once, a routed one when its queues have it), so a tag
+        confirmed alone above the run confirmed so far is kept aside: a later ``multiple``
+        covers only the tags not confirmed yet."""
         method = frame.method
-        covered = 1
+        tag, early = method.delivery_tag, self._confirmed_early
         if method.multiple:
-            covered = method.delivery_tag - self._confirmed_up_to
-        self._confirmed_up_to = max(self._confirmed_up_to, method.delivery_tag)
+            below = {t for t in early if t <= tag}
+            covered = max(0, tag - self._confirmed_up_to - len(below))
+            early -= below
+            self._confirmed_up_to = max(self._confirmed_up_to, tag)
+        elif tag > self._confirmed_up_to and tag not in early:
+            covered = 1
+            early.add(tag)
+        else:
+            covered = 0
+        while self._confirmed_up_to + 1 in early:
+            self._confirmed_up_to += 1
+            early.remove(self._confirmed_up_to)
         self._pending_confirms -= covered
         if isinstance(method, pika.spec.Basic.Nack):
             self._nacked += covered
@@ -354,6 +370,8 @@ class RabbitMQBackend:
             return
         done: list[bool] = []
         self._confirmed_up_to = 0
+        self._confirmed_early = set()
+        self._pending_confirms = 0  # a new channel: what an old one left is not coming
         self._published = 0
         ch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
                                   callback=lambda _frame: done.append(True))
