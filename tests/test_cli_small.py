@@ -160,16 +160,17 @@ def test_a_path_that_is_not_a_store_is_refused(amq, tmp_path, kind):
 
 
 @pytest.mark.local_only
-def test_a_new_store_is_noted_once_on_a_terminal(amq, tmp_path):
+def test_a_new_store_is_noted_once(amq, tmp_path):
     store = tmp_path / "typo.db"
     code, screen = run_in_pty(amq, "--url", f"local:{store}", "declare", "queue", "q")
     assert code == 0, screen
     assert f"amq: created a new store at {store}" in ANSI.sub("", screen)
     code, screen = run_in_pty(amq, "--url", f"local:{store}", "declare", "queue", "q")
     assert code == 0 and "created" not in screen
-    # In a pipe (scripts, tests) nothing is said.
-    r = amq("--url", f"local:{tmp_path}/quiet.db", "declare", "queue", "q")
-    assert r.stderr == ""
+    # In a pipe (scripts) too, once.
+    r = amq("--url", f"local:{tmp_path}/piped.db", "declare", "queue", "q")
+    assert r.stderr == f"amq: created a new store at {tmp_path}/piped.db\n"
+    assert amq("--url", f"local:{tmp_path}/piped.db", "declare", "queue", "q").stderr == ""
 
 
 @pytest.mark.local_only

@@ -43,7 +43,7 @@ class Environment:
             from ..backends import open_backend
             self._backend = open_backend(self.broker_url())
             created = getattr(self._backend, "created_store", None)
-            if created and self.stderr_isatty:  # a note for a person, as the summary lines
+            if created:  # a typo in a store path must not go unnoticed
                 self.say(f"amq: created a new store at {created}")
         return self._backend
 
