@@ -7,16 +7,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import errors
-from ..broker.engine import Broker
-from ..config import default_store_path
-from ..broker.routing import Route
-from ..broker.engine import SWEEP_INTERVAL
-from ..broker.codec import shown
-from ..broker.publishing import REJECTED, UNROUTABLE
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.codec import shown
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishResult,
+    Queue,
 )
+from ..amqp.routing import Route
+from ..broker.engine import SWEEP_INTERVAL, Broker
+from ..broker.publishing import REJECTED, UNROUTABLE
+from ..config import default_store_path
 
 
 def _result(outcomes: list[int], mandatory: bool = True) -> PublishResult:

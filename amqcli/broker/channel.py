@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import errors
-from .codec import load_properties
+from ..amqp.codec import load_properties
+from ..amqp.model import Delivery, Properties
+from ..amqp.names import check_name, server_name, where
 from . import lifecycle
-from .engine import (
-    auto_delete_queues, check_name, for_ids, queue_row, server_name, touch_queues, where,
-)
-from .model import Delivery, Properties
+from .engine import auto_delete_queues, for_ids, queue_row, touch_queues
 
 if TYPE_CHECKING:
     from .engine import Connection

@@ -21,54 +21,31 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    DestinationType,
+    Exchange,
+    ExchangeType,
+    Message,
+    Properties,
+    Queue,
+)
+from ..amqp.names import check_name, server_name, where
 from . import process
 from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
-from .model import (
-    Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
-    Message, Properties, Queue,
-)
 from .store import Store
 
 if TYPE_CHECKING:
-    from . import routing
+    from ..amqp import routing
 
-MAX_NAME_BYTES = 255
 SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
-
-
-def server_name(prefix: str) -> str:
-    """``amq.gen-...``/``amq.ctag-...``: RabbitMQ's server-generated names."""
-    import base64
-    return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-
-
-def check_name(kind: str, name: str) -> str:
-    """Strip CR/LF as RabbitMQ does; refuse names over 255 bytes (AMQP short strings) and
-    names that are not UTF-8 (bytes, or a str with the lone surrogates of undecodable argv)."""
-    if not isinstance(name, str):
-        try:
-            name = bytes(name).decode("utf-8")
-        except UnicodeDecodeError:
-            name = bytes(name).decode("utf-8", "surrogateescape")
-    name = name.replace("\r", "").replace("\n", "")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise errors.UsageError(f"{kind} name '{shown}' is not valid UTF-8") from None
-    if size > MAX_NAME_BYTES:
-        raise errors.UsageError(f"{kind} name is {size} bytes long; AMQP allows at most 255")
-    return name
-
-
-def where(kind: str, name: str) -> str:
-    return f"{kind} '{name}' in vhost '/'"
 
 
 def _json(value: dict[str, Any]) -> str:
     import json
 
-    from .codec import to_json_value
+    from ..amqp.codec import to_json_value
     return json.dumps(to_json_value(value), sort_keys=True, separators=(",", ":"))
 
 
@@ -77,7 +54,7 @@ def _unjson(text: str) -> dict[str, Any]:
         return {}
     import json
 
-    from .codec import from_json_value
+    from ..amqp.codec import from_json_value
     return from_json_value(json.loads(text))
 
 
@@ -345,11 +322,11 @@ class Connection:
                 self._check_owner(name, row)
                 if (row["owner"] is not None) != exclusive:
                     raise locked(name)
-                from . import args as qargs
+                from ..amqp import args as qargs
                 wanted = {"durable": durable and not exclusive, "auto_delete": auto_delete}
                 qargs.check_queue_equivalent(name, row["arguments"], row, arguments, wanted)
             else:
-                from . import args as qargs
+                from ..amqp import args as qargs
                 qargs.validate_queue_arguments(name, arguments, durable=durable,
                                                exclusive=exclusive, auto_delete=auto_delete)
                 db.execute(
@@ -417,7 +394,7 @@ class Connection:
                 have = {"type": current.type.value, "durable": current.durable,
                         "auto_delete": current.auto_delete, "internal": current.internal,
                         "arguments": current.arguments}
-                from . import args as qargs
+                from ..amqp import args as qargs
                 qargs.check_exchange_equivalent(name, have, wanted)
                 return
             if name.startswith("amq."):
@@ -466,7 +443,7 @@ class Connection:
         with self.store.transaction() as db:
             x = self._binding_ends(db, source, destination, destination_type)
             if x.type is ExchangeType.HEADERS:
-                from . import routing
+                from ..amqp import routing
                 mode = arguments.get("x-match", "all")
                 if mode not in routing.X_MATCH_MODES:
                     shown = mode if isinstance(mode, str) else repr(mode)

@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .codec import load_properties
-from .model import Properties
+from ..amqp.codec import load_properties
+from ..amqp.model import Properties
 
 if TYPE_CHECKING:
     from .store import Store

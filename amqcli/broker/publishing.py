@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .codec import dump_properties
-from .model import Binding, DestinationType, Exchange, Properties
+from ..amqp.codec import dump_properties
+from ..amqp.model import Binding, DestinationType, Exchange, Properties
 
 if TYPE_CHECKING:
-    from . import routing
+    from ..amqp import routing
     from .store import Store
 
 ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
@@ -139,7 +139,7 @@ class Router:
         return found
 
     def explain(self, routing_key: str, headers: dict[str, Any] | None) -> routing.Route:
-        from . import routing
+        from ..amqp import routing
         if self.exchange == "":
             keys = routing.routing_keys(routing_key, headers)
             found = [k for k in keys if self.queue(k) is not None]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..broker.codec import to_json_value
+from ..amqp.codec import to_json_value
 from . import app, env_of
 from .env import Environment
 

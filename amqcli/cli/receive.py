@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from .. import errors
-from ..broker.model import Delivery
+from ..amqp.model import Delivery
 from ..formats import OutputFormat, encode_batch
 from . import app, env_of, progress
 from .env import Environment

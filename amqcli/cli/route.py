@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from .. import errors
-from ..broker.codec import to_json_value
-from ..broker.routing import Route
+from ..amqp.codec import to_json_value
+from ..amqp.routing import Route
 from . import app, env_of
 from .parsing import parse_headers
 

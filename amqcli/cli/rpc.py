@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import errors
-from ..broker.model import Delivery, Message, Properties
+from ..amqp.model import Delivery, Message, Properties
 from ..formats import OutputFormat
 from . import app, env_of
 from .env import Environment

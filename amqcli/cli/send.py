@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import errors
-from ..broker.model import Message, PublishResult
+from ..amqp.model import Message, PublishResult
 from . import app, env_of, progress
 from .parsing import build_properties, parse_headers, parse_properties
 
@@ -263,7 +263,7 @@ def _headers_text(headers: dict[str, Any] | None) -> str:
     """Headers as the command line takes them: ``a=b, n:=1``."""
     import json
 
-    from ..broker.codec import to_json_value
+    from ..amqp.codec import to_json_value
     out = []
     for key, value in (headers or {}).items():
         if isinstance(value, str):

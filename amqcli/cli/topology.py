@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..broker.model import DestinationType
+from ..amqp.model import DestinationType
 from . import app, env_of
 from .parsing import parse_arguments, parse_headers
 

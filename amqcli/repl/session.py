@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import config, errors
-from ..broker.model import Delivery
+from ..amqp.model import Delivery
 from ..cli import load_commands, run
 from ..cli.env import Environment
 from ..errors import ExitStatus

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands as C
 
 from .. import errors
-from ..broker.engine import server_name
-from ..broker.model import Delivery, DestinationType, Message, Properties
+from ..amqp.model import Delivery, DestinationType, Message, Properties
+from ..amqp.names import server_name
 from ..broker.publishing import REJECTED, UNROUTABLE, check_size, parse_expiration
 from . import frames, replyto
 from .dispatch import NOTHING, Consumer, Fed

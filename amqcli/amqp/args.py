@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from .names import where
 
 # Arguments compared on redeclare; any other is ignored (rabbit_classic_queue.erl).
 EQUIVALENCE_ARGS = (
@@ -85,10 +86,6 @@ QUEUE_ARG_CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     "x-queue-mode": _one_of(("default", "lazy"), "unsupported_queue_mode"),
     "x-queue-version": _one_of((1, 2), "unsupported_queue_version"),  # type: ignore[arg-type]
 }
-
-
-def where(kind: str, name: str) -> str:
-    return f"{kind} '{name}' in vhost '/'"
 
 
 def validate_queue_arguments(name: str, arguments: dict[str, Any], *, durable: bool,
