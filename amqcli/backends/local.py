@@ -16,20 +16,20 @@ from ..amqp.model import (
     Exchange,
     Message,
     Properties,
+    PublishOutcome,
     PublishResult,
     Queue,
 )
 from ..amqp.routing import Route
 from ..broker.engine import SWEEP_INTERVAL, Broker
-from ..broker.publishing import REJECTED, UNROUTABLE
 from ..config import default_store_path
 
 
-def _result(outcomes: list[int], mandatory: bool = True) -> PublishResult:
+def _result(outcomes: list[PublishOutcome], mandatory: bool = True) -> PublishResult:
     """The tally of a publish; without ``mandatory`` nothing is told of unroutable ones
     (RabbitMQ returns them only to a mandatory publish)."""
-    unroutable = outcomes.count(UNROUTABLE) if mandatory else 0
-    return PublishResult(len(outcomes), unroutable, outcomes.count(REJECTED))
+    unroutable = outcomes.count(PublishOutcome.UNROUTABLE) if mandatory else 0
+    return PublishResult(len(outcomes), unroutable, outcomes.count(PublishOutcome.REJECTED))
 
 
 class LocalSubscription:

@@ -29,6 +29,7 @@ from ..amqp.model import (
     ExchangeType,
     Message,
     Properties,
+    PublishOutcome,
     Queue,
 )
 from ..amqp.names import check_name, server_name, where
@@ -479,10 +480,10 @@ class Connection:
 
     # --- publishing -------------------------------------------------------------------
 
-    def publish(self, exchange: str, messages: Sequence[Message]) -> list[int]:
+    def publish(self, exchange: str, messages: Sequence[Message]) -> list[PublishOutcome]:
         """Route and enqueue messages published to one exchange, in one transaction.
 
-        Returns one outcome per message: ``ROUTED``, ``UNROUTABLE`` (dropped; the caller
+        Returns one ``PublishOutcome`` per message: ``ROUTED``, ``UNROUTABLE`` (dropped; the caller
         reports or returns it) or ``REJECTED`` (refused by a queue: a nack). Consecutive
         messages with the same routing key and properties are routed once.
         """
@@ -497,12 +498,12 @@ class Connection:
         return self._publish(exchange, groups)
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
-                       bodies: Sequence[bytes]) -> list[int]:
+                       bodies: Sequence[bytes]) -> list[PublishOutcome]:
         """``publish`` for many bodies with one routing key and one set of properties."""
         return self._publish(exchange, [(routing_key, properties, bodies)])
 
     def _publish(self, exchange: str,
-                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         exchange = check_name("exchange", exchange)
         limit = self.broker.max_message_size
         for i, (key, props, bodies) in enumerate(groups):
@@ -515,7 +516,7 @@ class Connection:
         return self._enqueue(exchange, groups)
 
     def _enqueue(self, exchange: str,
-                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         with self.store.transaction() as db:
             return enqueue(db, self.store, Router(db, exchange), groups)
 

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..amqp.codec import dump_properties
-from ..amqp.model import Binding, DestinationType, Exchange, Properties
+from ..amqp.model import Binding, DestinationType, Exchange, Properties, PublishOutcome
 
 if TYPE_CHECKING:
     from ..amqp import routing
     from .store import Store
 
-ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
 MAX_MESSAGE_SIZE = 128 * 1024 * 1024  # RabbitMQ 3.8-3.13's default max_message_size
 LARGEST_MAX_MESSAGE_SIZE = 512 * 1024 * 1024  # the most RabbitMQ lets it be set to
 Group = tuple[str, Properties, Sequence[bytes]]  # routing key, properties, bodies
@@ -174,19 +173,19 @@ def insert(db: sqlite3.Connection, store: Store, sql: str, bodies: Sequence[byte
 
 def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequence[Group],
             now: float | None = None,
-            keep: Callable[[str, Properties], bool] | None = None) -> list[int]:
+            keep: Callable[[str, Properties], bool] | None = None) -> list[PublishOutcome]:
     """Put each group's bodies into the queues its routing key reaches; one outcome per
     body. ``keep(queue, properties)`` can veto a target (dead-letter cycles)."""
     from . import lifecycle
     now = time.time() if now is None else now
-    outcomes: list[int] = []
+    outcomes: list[PublishOutcome] = []
     for routing_key, props, bodies in groups:
         expiration = parse_expiration(props.expiration)
         targets = router.queues(routing_key, props.headers)
         if keep is not None:
             targets = [q for q in targets if keep(q, props)]
         if not targets:
-            outcomes.extend([UNROUTABLE] * len(bodies))
+            outcomes.extend([PublishOutcome.UNROUTABLE] * len(bodies))
             continue
         stored = stored_properties(props)
         refused: set[int] = set()
@@ -202,5 +201,6 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
             if expires is not None:
                 db.execute("UPDATE queues SET expiring = 1 WHERE name = ? AND expiring = 0",
                            (q,))
-        outcomes.extend(REJECTED if i in refused else ROUTED for i in range(len(bodies)))
+        outcomes.extend(PublishOutcome.REJECTED if i in refused else PublishOutcome.ROUTED
+                        for i in range(len(bodies)))
     return outcomes
