@@ -13,7 +13,8 @@ import typer
 from .. import errors
 from ..amqp.model import Delivery
 from ..formats import OutputFormat, encode_batch
-from . import app, env_of, progress
+from . import progress
+from .app import app, env_of
 from .env import Environment
 from .workers import OnFailure, exec_each, exec_settings
 

@@ -13,7 +13,7 @@ import typer
 from .. import errors
 from ..amqp.codec import to_json_value
 from ..amqp.routing import Route
-from . import app, env_of
+from .app import app, env_of
 from .parsing import parse_headers
 
 

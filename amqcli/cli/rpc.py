@@ -18,7 +18,7 @@ import typer
 from .. import errors
 from ..amqp.model import Delivery, Message, Properties
 from ..formats import OutputFormat
-from . import app, env_of
+from .app import app, env_of
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
 from .receive import _Writer as Writer

@@ -10,7 +10,8 @@ import typer
 
 from .. import errors
 from ..amqp.model import Message, PublishResult
-from . import app, env_of, progress
+from . import progress
+from .app import app, env_of
 from .parsing import build_properties, parse_headers, parse_properties
 
 SEND_HELP = """Publish a message: to a queue of that name through the default exchange

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from ..amqp.model import DestinationType
-from . import app, env_of
+from .app import app, env_of
 from .parsing import parse_arguments, parse_headers
 
 declare_app = typer.Typer(help="Declare a queue or an exchange (idempotent).",
