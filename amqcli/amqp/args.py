@@ -1,6 +1,8 @@
 """Queue and exchange arguments: validation and redeclare equivalence, as RabbitMQ does them.
 
-SEMANTICS.md items 9, 20, 22 and 23; the error texts are RabbitMQ's own.
+The error texts are RabbitMQ's own. RabbitMQ docs: Queues (optional arguments, property
+equivalence); Exchanges; Quorum Queues; Streams; and the AMQP 0-9-1 errata (which
+properties and arguments a redeclare compares).
 """
 
 from __future__ import annotations
