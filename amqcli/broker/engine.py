@@ -95,7 +95,7 @@ class Broker:
                     release_connection(db, cid)
         if self.store.read("SELECT 1 FROM queues WHERE expiring = 1 "
                            "OR arguments LIKE '%x-expires%' LIMIT 1"):
-            from . import lifecycle
+            from . import lifecycle  # here: a start that publishes expires nothing
             with self.store.transaction() as db:
                 lifecycle.expire(db, self.store)
         return len(dead)
@@ -158,7 +158,7 @@ class Connection:
     # --- channels ---------------------------------------------------------------------
 
     def channel(self, number: int = 1) -> Any:
-        from .channel import Channel
+        from .channel import Channel  # here: `amq send` opens no channel
         ch = self._channels.get(number)
         if ch is None or ch.closed:
             ch = self._channels[number] = Channel(self, number)

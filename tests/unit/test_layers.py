@@ -154,7 +154,9 @@ def test_the_graph_is_read():
     """The parser sees what is there: a lazy import inside a function, the command modules
     loaded through importlib, a TYPE_CHECKING import left out."""
     assert "amqcli.cli.send" in _internal("amqcli.cli")  # importlib, COMMAND_MODULES
-    assert "amqcli.errors" in _internal("amqcli.cli")
+    assert "amqcli.errors" in _internal("amqcli.cli")  # from .. import errors
+    assert "amqcli.repl.session" in _internal("amqcli.cli.shell")  # inside the command
+    assert "amqcli.broker.engine" not in _internal("amqcli.broker.channel")  # TYPE_CHECKING
     assert "pika" in GRAPH["amqcli.backends.rabbitmq"]
     assert len(MODULES) > 40
 
