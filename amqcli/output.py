@@ -26,7 +26,7 @@ from collections import deque
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from .broker.model import Delivery
+from .amqp.model import Delivery
 from .formats import OutputFormat, encode_batch
 
 if TYPE_CHECKING:

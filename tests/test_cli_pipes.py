@@ -176,7 +176,7 @@ def test_the_window_keeps_held_bytes_bounded_whatever_the_prefetch(amq, name, mo
     (made small here so that small messages show it)."""
     from amqcli import config
     from amqcli.backends import open_backend
-    from amqcli.broker.model import Properties
+    from amqcli.amqp.model import Properties
     from amqcli.cli import receive
 
     monkeypatch.setattr(receive, "PIPE_BYTES", 64 * 1024)

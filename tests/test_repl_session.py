@@ -19,6 +19,7 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from amqcli.cli import COMMAND_LINE
 from amqcli.cli.env import Environment
 from amqcli.cli.names import Kind
 from amqcli.errors import ExitStatus
@@ -33,6 +34,7 @@ def make_session(url: str, terminal: Terminal | None = None) -> Session:
     stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
     env = Environment(stderr=stderr, url=url, stdin_isatty=False, stdout_isatty=False,
                       stderr_isatty=False)
+    env.command_line = COMMAND_LINE
     session = Session(env, terminal or Terminal(io.StringIO(), is_terminal=False))
     session.open()
     return session

@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..broker.routing import Route
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishResult,
+    Queue,
 )
+from ..amqp.routing import Route
 
 
 class Subscription(Protocol):

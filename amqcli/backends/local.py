@@ -7,23 +7,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import errors
-from ..broker.engine import Broker
-from ..config import default_store_path
-from ..broker.routing import Route
-from ..broker.engine import SWEEP_INTERVAL
-from ..broker.codec import shown
-from ..broker.publishing import REJECTED, UNROUTABLE
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.codec import shown
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishOutcome,
+    PublishResult,
+    Queue,
 )
+from ..amqp.routing import Route
+from ..broker.engine import SWEEP_INTERVAL, Broker
+from ..config import default_store_path
 
 
-def _result(outcomes: list[int], mandatory: bool = True) -> PublishResult:
+def _result(outcomes: list[PublishOutcome], mandatory: bool = True) -> PublishResult:
     """The tally of a publish; without ``mandatory`` nothing is told of unroutable ones
     (RabbitMQ returns them only to a mandatory publish)."""
-    unroutable = outcomes.count(UNROUTABLE) if mandatory else 0
-    return PublishResult(len(outcomes), unroutable, outcomes.count(REJECTED))
+    unroutable = outcomes.count(PublishOutcome.UNROUTABLE) if mandatory else 0
+    return PublishResult(len(outcomes), unroutable, outcomes.count(PublishOutcome.REJECTED))
 
 
 class LocalSubscription:

@@ -4,7 +4,7 @@ pika 1.3-1.4 (checked: 1.4.4) cannot encode a float (``UnsupportedAMQPFieldExcep
 shown raw as ``None None - ([None, b'\\x01', b'f'], 1.5)``), decodes floats and doubles
 as integers (``long(struct.unpack(...))``: 1.5 arrives as 1), normalises decimals on the
 way out (``1.50`` leaves as ``1.5``) and lets ``struct.error`` escape for integers past 64
-bits or timestamps before 1970. The local broker keeps all of these (``broker/codec.py``),
+bits or timestamps before 1970. The local broker keeps all of these (``amqp/codec.py``),
 so without this module the same message reads differently on the two brokers.
 
 It relies on these pika internals, replaced once by ``install()`` (idempotent):
@@ -31,7 +31,7 @@ from typing import Any
 
 import pika.data
 
-from ..broker.codec import INT64, TIMESTAMP, amqp_decimal, shown
+from ..amqp.codec import INT64, TIMESTAMP, amqp_decimal, shown
 
 INT32 = (-(2**31), 2**31 - 1)
 _PIKA = {name: getattr(pika.data, name) for name in ("encode_value", "encode_table",

@@ -24,12 +24,19 @@ import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
 from .. import errors
-from ..broker.engine import check_name
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishResult,
+    Queue,
 )
-from ..broker.routing import Route
+from ..amqp.names import check_name
+from ..amqp.routing import Route
 from ..config import BrokerURL
 from . import pika_shim
 
@@ -536,7 +543,7 @@ class RabbitMQBackend:
               headers: dict[str, Any] | None = None) -> Route:
         """The routing explainer on RabbitMQ: the topology the management API reports,
         run through the same matching rules as the local broker."""
-        from ..broker import routing
+        from ..amqp import routing
         api = self._management()
         exchanges = {x.name: x for x in api.exchanges()}
         if exchange not in exchanges:

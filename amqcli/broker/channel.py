@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import errors
-from .codec import load_properties
-from . import lifecycle
-from .engine import (
-    auto_delete_queues, check_name, for_ids, queue_row, server_name, touch_queues, where,
-)
-from .model import Delivery, Properties
+from ..amqp.codec import load_properties
+from ..amqp.model import Delivery, Properties
+from ..amqp.names import check_name, server_name, where
+from .publishing import dead_letter
+from .rows import auto_delete_queues, for_ids, queue_row, remove_messages, touch_queues
 
 if TYPE_CHECKING:
     from .engine import Connection
@@ -221,7 +220,7 @@ class Channel:
                 "SELECT id, body, properties, exchange, routing_key FROM messages "
                 f"WHERE owner = ? AND id IN ({marks}) ORDER BY id",
                 (self.connection.id, *ids)).fetchall()
-            lifecycle.dead_letter(db, self.store, queue, rows, "rejected")
+            dead_letter(db, self.store, queue, rows, "rejected")
 
     def _flush_acks(self, db: sqlite3.Connection) -> None:
         if self._lazy_acks:
@@ -343,9 +342,9 @@ class Channel:
                 "SELECT id, body, properties, exchange, routing_key, expires FROM messages "
                 f"WHERE id IN ({','.join('?' * len(part))}) ORDER BY priority DESC, id",
                 part).fetchall()
-            lifecycle.remove(db, part)
+            remove_messages(db, part)
             for r in rows:
-                lifecycle.dead_letter(db, self.store, queue, [r[:5]], "expired", r[5])
+                dead_letter(db, self.store, queue, [r[:5]], "expired", r[5])
 
     def _tag(self, rows: list[tuple], queue: str, consumer: str | None) -> list[Delivery]:
         """Number claimed rows with delivery tags; remember them unless no-ack."""

@@ -197,7 +197,7 @@ class Store:
                 for statement in SCHEMA.split(";\n"):  # no ";" inside a statement
                     if statement.strip():
                         db.execute(statement)
-                from .model import PREDECLARED_EXCHANGES
+                from ..amqp.model import PREDECLARED_EXCHANGES
                 db.executemany(
                     "INSERT OR IGNORE INTO exchanges (name, type, durable) VALUES (?, ?, 1)",
                     PREDECLARED_EXCHANGES.items())

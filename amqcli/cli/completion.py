@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import app, env_of
+from .app import app, env_of
 from .completion_scripts import COMPLETE_VAR, INSTALL_HINTS, Shell
 
 

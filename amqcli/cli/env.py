@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import config
+
+if TYPE_CHECKING:
+    from .app import CommandLine
 
 
 class Environment:
@@ -33,6 +36,7 @@ class Environment:
         self.broker: str | None = None  # --broker: a profile of the config file
         self._backend: Any = None
         self.keep_open = False  # the shell keeps one connection for the session
+        self.command_line: CommandLine | None = None  # set by cli.run: what the shell runs
 
     def broker_url(self) -> config.BrokerURL:
         return config.resolve(self.url, self.broker)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..broker.codec import to_json_value
-from . import app, env_of
+from ..amqp.codec import to_json_value
+from .app import app, env_of
 from .env import Environment
 
 list_app = typer.Typer(help="List queues, exchanges or bindings.", no_args_is_help=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from ..broker.codec import check_table, from_json_value, shown, text_or_bytes
-from ..broker.model import PROPERTY_NAMES, Properties
+from ..amqp.codec import check_table, from_json_value, shown, text_or_bytes
+from ..amqp.model import PROPERTY_NAMES, Properties
 
 INTEGER_ARGS = {
     "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority",

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .. import errors
-from ..broker.model import Delivery
+from ..amqp.model import Delivery
 from ..formats import OutputFormat
 from ..output import HOLD, DeliveryWriter, PipeOutput, ReaderGone, is_pipe
-from . import app, env_of, progress
+from . import progress
+from .app import app, env_of
 from .env import Environment
 from .workers import OnFailure, exec_each, exec_settings
 

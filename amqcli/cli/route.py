@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from .. import errors
-from ..broker.codec import to_json_value
-from ..broker.routing import Route
-from . import app, env_of
+from ..amqp.codec import to_json_value
+from ..amqp.routing import Route
+from .app import app, env_of
 from .parsing import parse_headers
 
 

@@ -16,10 +16,10 @@ from typing import Annotated, Any
 import typer
 
 from .. import errors
-from ..broker.model import Delivery, Message, Properties
+from ..amqp.model import Delivery, Message, Properties
 from ..formats import OutputFormat
 from ..output import DeliveryWriter
-from . import app, env_of
+from .app import app, env_of
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
 from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from .. import errors
-from ..broker.model import Message, PublishResult
-from . import app, env_of, progress
+from ..amqp.model import Message, PublishResult
+from . import progress
+from .app import app, env_of
 from .parsing import build_properties, parse_headers, parse_properties
 
 SEND_HELP = """Publish a message: to a queue of that name through the default exchange
@@ -263,7 +264,7 @@ def _headers_text(headers: dict[str, Any] | None) -> str:
     """Headers as the command line takes them: ``a=b, n:=1``."""
     import json
 
-    from ..broker.codec import to_json_value
+    from ..amqp.codec import to_json_value
     out = []
     for key, value in (headers or {}).items():
         if isinstance(value, str):

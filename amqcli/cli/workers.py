@@ -28,8 +28,8 @@ from enum import StrEnum
 from typing import IO, Any, NamedTuple, Protocol, Self
 
 from .. import errors
-from ..broker.codec import to_json_value
-from ..broker.model import PROPERTY_NAMES, Delivery
+from ..amqp.codec import to_json_value
+from ..amqp.model import PROPERTY_NAMES, Delivery
 from .env import Environment
 from .supervisor import Spawner, SupervisedJob
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import errors
-from ..cli import ClickException
+from ..cli.app import ClickException
 from ..errors import ExitStatus
 from .subscriptions import Source
 

@@ -28,11 +28,10 @@ except ImportError:  # pragma: no cover - typer on the click package
 NOT_IN_THE_SHELL = ("shell", "repl")  # no shell inside the shell
 
 
-def command_tree(shell_commands: Any) -> Any:
-    """The command line's click tree, less ``shell``, plus the shell's own commands, with
-    name completion attached."""
-    from ..cli import load_commands
-    tree: Any = typer.main.get_command(load_commands())
+def command_tree(commands: typer.Typer, shell_commands: Any) -> Any:
+    """The command line's click tree (of ``commands``, every command loaded), less
+    ``shell``, plus the shell's own commands, with name completion attached."""
+    tree: Any = typer.main.get_command(commands)
     for name in NOT_IN_THE_SHELL:
         tree.commands.pop(name, None)
     for name, command in shell_commands.commands.items():

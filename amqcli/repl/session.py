@@ -2,8 +2,9 @@
 command line's own ``run``, the shell's commands, background subscriptions, and the
 prompt-toolkit loop around them.
 
-A line is split like a shell would (``shlex``) and run by ``amqcli.cli.run`` on the
-session's ``Environment`` (``keep_open``), so the words, help, errors and output are those
+A line is split like a shell would (``shlex``) and run by the command line's own ``run``
+(handed over in ``Environment.command_line``: the shell does not import the command line,
+which loads the shell's command module) on the session's ``Environment`` (``keep_open``), so the words, help, errors and output are those
 of ``amq WORDS`` on the command line. Ctrl+C interrupts the running command, Ctrl+D leaves.
 """
 
@@ -19,8 +20,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import config, errors
-from ..broker.model import Delivery
-from ..cli import load_commands, run
+from ..amqp.model import Delivery
+from ..cli.app import CommandLine
 from ..cli.env import Environment
 from ..errors import ExitStatus
 from .catalog import Catalog, Refresher
@@ -51,19 +52,22 @@ def environment_like(env: Environment, url: str | None = None,
                      stdin_fd: int | None = None) -> Environment:
     """A fresh environment on the same streams (for another broker, or another stdin)."""
     stdin_isatty = env.stdin_isatty if stdin_fd is None else False
-    return Environment(env.stdin_fd if stdin_fd is None else stdin_fd, env.stdout_fd,
+    like = Environment(env.stdin_fd if stdin_fd is None else stdin_fd, env.stdout_fd,
                        env.stderr, stdin_isatty, env.stdout_isatty, env.stderr_isatty, url=url)
+    like.command_line = env.command_line
+    return like
 
 
 class Session:
     """The state of one shell: its environment (broker), names, subscriptions."""
 
     def __init__(self, env: Environment, terminal: Terminal | None = None) -> None:
+        self.line = command_line_of(env)
         self.env = env
         env.keep_open = True
         self.terminal = terminal or Terminal(sys.stdout, env.stdout_isatty)
         self.shell_commands = shell_group()
-        self.tree = command_tree(self.shell_commands)
+        self.tree = command_tree(self.line.tree(), self.shell_commands)
         self.global_options = {opt for p in self.tree.params if p.name != "help"
                                for opt in p.opts + p.secondary_opts}
         self.catalog = Catalog()
@@ -170,8 +174,9 @@ class Session:
             self.say(f"amq: error: {mask_line(unknown)}")
             return ExitStatus.USAGE
         if first.partition("=")[0] in self.global_options:
-            return run(words, environment_like(self.env))  # another broker, this line only
-        return run(words, self.env)
+            # another broker, this line only
+            return self.line.run(words, environment_like(self.env))
+        return self.line.run(words, self.env)
 
     def help(self, words: list[str]) -> ExitStatus:
         if words and words[0] in self.shell_commands.commands:
@@ -183,8 +188,8 @@ class Session:
             if unknown is not None:
                 self.say(f"amq: error: {mask_line(unknown)}")
                 return ExitStatus.USAGE
-            return run([*words, "--help"], self.env)
-        self.out(command_line_help())
+            return self.line.run([*words, "--help"], self.env)
+        self.out(command_line_help(self.line))
         self._shell_commands_help()
         return ExitStatus.OK
 
@@ -253,10 +258,18 @@ HELP_WORDS = ("-h", "--help")
 MASKED = ":****@"  # a URL's password as the history keeps it
 
 
-def command_line_help() -> str:
+def command_line_of(env: Environment) -> CommandLine:
+    """The command line the shell runs its lines with (``cli.run`` sets it)."""
+    if env.command_line is None:
+        raise ValueError("no command line in this Environment: the shell starts from cli.run, "
+                         "or set Environment.command_line (amqcli.cli.COMMAND_LINE)")
+    return env.command_line
+
+
+def command_line_help(line: CommandLine) -> str:
     """``amq --help`` as the shell has it: without the commands that do not apply inside."""
     import typer.main
-    group: Any = typer.main.get_command(load_commands())
+    group: Any = typer.main.get_command(line.tree())
     for name in NOT_IN_THE_SHELL:
         group.commands.pop(name, None)
     ctx = group.make_context("amq", [], resilient_parsing=True)

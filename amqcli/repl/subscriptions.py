@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
-from ..broker.model import Delivery
+from ..amqp.model import Delivery
 from ..config import BrokerURL
 
 PREFETCH = 50

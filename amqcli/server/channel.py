@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands as C
 
 from .. import errors
-from ..broker.engine import server_name
-from ..broker.model import Delivery, DestinationType, Message, Properties
-from ..broker.publishing import REJECTED, UNROUTABLE, check_size, parse_expiration
+from ..amqp.model import Delivery, DestinationType, Message, Properties, PublishOutcome
+from ..amqp.names import server_name
+from ..broker.publishing import check_size, parse_expiration
 from . import frames, replyto
 from .dispatch import NOTHING, Consumer, Fed
 
@@ -175,11 +175,11 @@ class ServerChannel:
         else:
             self.connection.pending.append(pending)
 
-    def routed(self, run: list[Pending], outcomes: list[int]) -> None:
+    def routed(self, run: list[Pending], outcomes: list[PublishOutcome]) -> None:
         """What became of a run of this channel's publishes: returns, then confirms."""
         confirms: list[tuple[int, bool]] = []
         for pending, outcome in zip(run, outcomes, strict=True):
-            if outcome == UNROUTABLE and pending.mandatory:
+            if outcome is PublishOutcome.UNROUTABLE and pending.mandatory:
                 m = pending.message
                 self.send(frames.build(C.Basic.Return, 312, "NO_ROUTE", m.exchange,
                                        m.routing_key))
@@ -187,7 +187,7 @@ class ServerChannel:
                     self.number, frames.encode_properties(m.properties), m.body,
                     self.connection.frame_max))
             if pending.seq:
-                confirms.append((pending.seq, outcome != REJECTED))
+                confirms.append((pending.seq, outcome is not PublishOutcome.REJECTED))
         self._confirm(confirms)
 
     def _confirm(self, confirms: list[tuple[int, bool]]) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands as C
 
 from .. import errors
-from ..broker.publishing import ROUTED, UNROUTABLE
+from ..amqp.model import PublishOutcome
 from . import auth, frames, replyto
 from .channel import ServerChannel
 
@@ -366,17 +366,17 @@ class AMQPConnection(asyncio.Protocol):
             channel.routed(run, outcomes)
         self.server.dispatcher.wake()
 
-    def _publish(self, exchange: str, run: list[Any]) -> list[int]:
+    def _publish(self, exchange: str, run: list[Any]) -> list[PublishOutcome]:
         """One engine call for a run; direct reply-to messages bypass the engine."""
         if exchange != "" or not any(replyto.is_reply("", p.message.routing_key)
                                      for p in run):
             return self.engine.publish(exchange, [p.message for p in run])
-        outcomes: list[int | None] = []
+        outcomes: list[PublishOutcome | None] = []
         stored = []
         for p in run:
             if replyto.is_reply("", p.message.routing_key):
                 delivered = self.server.reply_to.deliver(p.message)
-                outcomes.append(ROUTED if delivered else UNROUTABLE)
+                outcomes.append(PublishOutcome.ROUTED if delivered else PublishOutcome.UNROUTABLE)
             else:
                 outcomes.append(None)
                 stored.append(p.message)

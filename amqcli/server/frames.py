@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from pamqp import commands, encode, header
 
 from .. import errors
-from ..broker.model import Properties
+from ..amqp.model import Properties
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8

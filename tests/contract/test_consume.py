@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from amqcli import errors
-from amqcli.broker.model import Properties
+from amqcli.amqp.model import Properties
 
 from .conftest import consumers, drain, ready
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import wait_until
 
 from amqcli import errors
-from amqcli.broker.model import Binding, DestinationType, Exchange, ExchangeType, Properties
+from amqcli.amqp.model import Binding, DestinationType, Exchange, ExchangeType, Properties
 
 pytestmark = pytest.mark.management
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from amqcli import errors
-from amqcli.broker.model import DestinationType, Message, Properties, PublishResult
+from amqcli.amqp.model import DestinationType, Message, Properties, PublishResult
 
 from .conftest import drain, ready
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from amqcli import errors
-from amqcli.broker.model import DestinationType, Properties
+from amqcli.amqp.model import DestinationType, Properties
 
 from .conftest import consumers, ready
 

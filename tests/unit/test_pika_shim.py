@@ -12,8 +12,8 @@ import pika.data
 import pika.spec
 import pytest
 
+from amqcli.amqp.model import Properties
 from amqcli.backends import pika_shim
-from amqcli.broker.model import Properties
 from amqcli.errors import UsageError
 
 

@@ -1,6 +1,8 @@
 """Queue and exchange arguments: validation and redeclare equivalence, as RabbitMQ does them.
 
-SEMANTICS.md items 9, 20, 22 and 23; the error texts are RabbitMQ's own.
+The error texts are RabbitMQ's own. RabbitMQ docs: Queues (optional arguments, property
+equivalence); Exchanges; Quorum Queues; Streams; and the AMQP 0-9-1 errata (which
+properties and arguments a redeclare compares).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from .names import where
 
 # Arguments compared on redeclare; any other is ignored (rabbit_classic_queue.erl).
 EQUIVALENCE_ARGS = (
@@ -85,10 +88,6 @@ QUEUE_ARG_CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     "x-queue-mode": _one_of(("default", "lazy"), "unsupported_queue_mode"),
     "x-queue-version": _one_of((1, 2), "unsupported_queue_version"),  # type: ignore[arg-type]
 }
-
-
-def where(kind: str, name: str) -> str:
-    return f"{kind} '{name}' in vhost '/'"
 
 
 def validate_queue_arguments(name: str, arguments: dict[str, Any], *, durable: bool,
