@@ -346,16 +346,15 @@ class RabbitMQBackend:
         done: list[bool] = []
         self._confirmed_up_to = 0
         self._published = 0
-        ch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
-                                  callback=lambda _frame: done.append(True))
+        pika_shim.select_confirms(ch, self._on_confirm, lambda _frame: done.append(True))
         self._wait_until(lambda: bool(done))
         self._confirming = True
 
     def _wait_until(self, condition: Callable[[], bool]) -> None:
-        """Process I/O until ``condition()`` holds: pika's own wait (BlockingConnection's
-        ``_flush_output``, used by its blocking methods), which returns as soon as a
-        callback of the channel implementation satisfies it."""
-        self.call(lambda: self.connection._flush_output(condition))
+        """Process I/O until ``condition()`` holds: pika's own wait (the one its blocking
+        methods use), which returns as soon as a callback of the channel implementation
+        satisfies it."""
+        self.call(lambda: pika_shim.wait_until(self.connection, condition))
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
                 confirm: bool = False, sync: bool = True,
@@ -426,7 +425,7 @@ class RabbitMQBackend:
         """A channel the broker closed under a stream of publishes: its reason, as an error."""
         if ch is not None and not ch.is_open:
             self._unsynced = False
-            reason = getattr(ch, "_closing_reason", None)
+            reason = pika_shim.closing_reason(ch)
             self._channel = None
             if isinstance(reason, Exception):
                 raise _broker_error(reason)
@@ -443,7 +442,7 @@ class RabbitMQBackend:
         a bulk send. Byte for byte what pika's ``basic_publish`` writes.
         """
         self._raise_if_closed(ch)
-        conn = self.connection._impl
+        conn = self.connection
         number = ch.channel_number
         try:
             method = pika.frame.Method(number, pika.spec.Basic.Publish(
@@ -455,7 +454,7 @@ class RabbitMQBackend:
         header = _HEADER_FRAME.pack
         head = _FRAME.pack
         header_size = 12 + len(encoded)
-        max_body = conn._body_max_length
+        max_body = pika_shim.body_frame_size(conn)
         out: list[bytes] = []
         for body in bodies:
             size = len(body)
@@ -464,10 +463,10 @@ class RabbitMQBackend:
                 chunk = body[start:start + max_body]
                 out += (head(3, number, len(chunk)), chunk, _FRAME_END)
             if len(out) > 20_000:
-                conn._output_marshaled_frames([b"".join(out)])
+                pika_shim.write_frames(conn, b"".join(out))
                 out.clear()
         if out:
-            conn._output_marshaled_frames([b"".join(out)])
+            pika_shim.write_frames(conn, b"".join(out))
 
     # --- consuming --------------------------------------------------------------------
 
