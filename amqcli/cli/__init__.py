@@ -19,11 +19,7 @@ from typer.core import TyperCommand
 from .. import errors
 from ..errors import ExitStatus
 from .env import Environment
-
-try:
-    from typer._click.exceptions import ClickException  # typer vendors click from 0.2x on
-except ImportError:  # pragma: no cover - typer on the click package
-    from click import ClickException  # type: ignore[no-redef]
+from .typer_shim import ClickException
 
 APP_SETTINGS: dict[str, Any] = {
     "name": "amq",

@@ -32,16 +32,16 @@ def _with_names(base: type) -> type:
 
 def enable() -> None:
     """Answer ``_AMQ_COMPLETE`` requests with typer's formats and the broker's names."""
-    from typer._completion_classes import (
+    from .typer_shim import (
         BashComplete,
         FishComplete,
         ZshComplete,
+        add_completion_class,
         completion_init,
     )
-    from typer.completion import shell_completion
     completion_init()
     for base in (BashComplete, ZshComplete, FishComplete):
-        shell_completion.add_completion_class(_with_names(base), base.name)
+        add_completion_class(_with_names(base), base.name)
 
 
 if os.environ.get(COMPLETE_VAR):

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
+from .typer_shim import custom_shell_complete, set_custom_shell_complete
+
 LIST_DEADLINE = 2.0  # seconds a shell's Tab may wait for the broker's names
 
 
@@ -145,6 +147,6 @@ def attach(tree: Any) -> Any:
     for command_name, command in walk(tree):
         for param in command.params:
             kind = kind_of(param, command_name)
-            if kind is not None and param._custom_shell_complete is None:
-                param._custom_shell_complete = complete_name
+            if kind is not None and custom_shell_complete(param) is None:
+                set_custom_shell_complete(param, complete_name)
     return tree

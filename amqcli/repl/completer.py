@@ -19,11 +19,7 @@ from prompt_toolkit.document import Document
 
 from ..cli.completion_scripts import COMPLETE_VAR, PROG_NAME
 from ..cli.names import Kind, NameSource, attach, kind_in
-
-try:
-    from typer._click.shell_completion import ShellComplete, _resolve_context
-except ImportError:  # pragma: no cover - typer on the click package
-    from click.shell_completion import ShellComplete, _resolve_context  # type: ignore
+from ..cli.typer_shim import ShellComplete, resolve_context
 
 NOT_IN_THE_SHELL = ("shell", "repl")  # no shell inside the shell
 
@@ -140,7 +136,7 @@ class CommandCompleter(Completer):
 def names_in(tree: Any, words: list[str]) -> list[tuple[Kind, str]]:
     """The queue and exchange names a command line uses (for the names seen)."""
     try:
-        ctx: Any = _resolve_context(tree, {}, PROG_NAME, list(words))
+        ctx: Any = resolve_context(tree, words, PROG_NAME)
     except Exception:  # noqa: BLE001 - a bad line names nothing
         return []
     found = []
