@@ -122,7 +122,9 @@ def _encode_decimal(pieces: list[bytes], value: decimal.Decimal, where: str) -> 
         value = amqp_decimal(value)
     except ValueError as err:
         raise FieldError(where, str(err)) from None
-    places = max(0, -value.as_tuple().exponent)
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # amqp_decimal refuses NaN and infinities
+    places = max(0, -exponent)
     unscaled = int(value.scaleb(places, decimal.Context(prec=20)))
     pieces.append(struct.pack(">cBi", b"D", places, unscaled))
     return 6

@@ -158,6 +158,7 @@ class RabbitMQBackend:
         self._returned = 0
         self._nacked = 0
         self._pending_confirms = 0
+        self._confirmed_up_to = 0  # the highest delivery tag confirmed (confirm mode)
         self._unsynced = False  # publishes written since the last round trip
         self._publishing: BlockingChannel | None = None  # the channel they went on
 
@@ -376,8 +377,8 @@ class RabbitMQBackend:
     def flush_publishes(self) -> PublishResult:
         """A round trip on the channel: every return for what was published before it has
         arrived when its answer does (and a channel error shows here). What came back."""
-        if self._unsynced:
-            ch = self._publishing  # not self.channel: that would reopen a closed one
+        ch = self._publishing  # not self.channel: that would reopen a closed one
+        if self._unsynced and ch is not None:
             self._raise_if_closed(ch)
             try:
                 self.call(lambda: ch.basic_qos(prefetch_count=0))

@@ -107,6 +107,7 @@ class Broker:
             cur = db.execute(
                 "INSERT INTO connections (pid, started, name, created) VALUES (?, ?, ?, ?)",
                 (pid, started, name, time.time()))
+        assert cur.lastrowid is not None  # an INSERT sets it
         return Connection(self, cur.lastrowid)
 
     def sweep(self) -> int:
@@ -174,7 +175,7 @@ def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
     return [Binding(source, d, DestinationType(t), k, _unjson(a)) for d, t, k, a in rows]
 
 
-def for_ids(db: sqlite3.Connection, sql: str, params: tuple, ids: list[int]) -> None:
+def for_ids(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], ids: list[int]) -> None:
     """Run ``sql`` (ending in ``WHERE ... AND``) for rows by id: ``id BETWEEN`` for each
     run of consecutive ids (the usual case: one consumer, FIFO), ``id IN`` for the rest."""
     ids = sorted(ids)

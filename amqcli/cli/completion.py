@@ -21,7 +21,7 @@ from .completion_scripts import COMPLETE_VAR, INSTALL_HINTS, Shell
 def _with_names(base: type) -> type:
     """A typer completion class that first attaches the name completions to the tree."""
 
-    class WithNames(base):  # type: ignore[misc, valid-type]
+    class WithNames(base):  # type: ignore[misc, valid-type, unused-ignore]
         def __init__(self, cli: Any, *args: Any, **kwargs: Any) -> None:
             from .names import attach
             super().__init__(attach(cli), *args, **kwargs)

@@ -142,7 +142,7 @@ class Job:
 
     __slots__ = ("delivery", "error", "output", "pidfd", "process", "terminated")
 
-    def __init__(self, delivery: Delivery, process: SupervisedJob | subprocess.Popen | None,
+    def __init__(self, delivery: Delivery, process: SupervisedJob | subprocess.Popen[bytes] | None,
                  output: IO[bytes] | None, error: str | None = None) -> None:
         self.delivery = delivery
         self.process = process
@@ -184,7 +184,7 @@ class Job:
             self.pidfd = None
 
 
-def _pidfd(process: SupervisedJob | subprocess.Popen | None) -> int | None:
+def _pidfd(process: SupervisedJob | subprocess.Popen[bytes] | None) -> int | None:
     """A descriptor that becomes readable when the process ends (Linux 5.3+), or None
     (and None for a supervised job: the supervisor's socket tells of its end)."""
     if not isinstance(process, subprocess.Popen) or not hasattr(os, "pidfd_open"):

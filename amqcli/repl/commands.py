@@ -24,7 +24,8 @@ shell_app = typer.Typer(
 
 
 def _session(ctx: typer.Context) -> Session:
-    return ctx.obj  # type: ignore[no-any-return]
+    session: Session = ctx.obj
+    return session
 
 
 CONNECT_HELP = "Switch broker: URL (local, local:PATH, amqp://...) or --broker NAME; " \

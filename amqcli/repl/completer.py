@@ -81,7 +81,7 @@ def split_line(text: str) -> Line:
     return Line(words, "".join(current), start)
 
 
-class _Suggest(ShellComplete):  # type: ignore[misc]
+class _Suggest(ShellComplete):
     """click's completion engine, without a shell script around it."""
 
     name = "amq-shell"

@@ -269,7 +269,8 @@ def unknown_command(tree: Any, words: list[str], global_options: set[str]) -> st
     i = 0
     while i < len(words) and words[i].partition("=")[0] in global_options:
         i += 1 if "=" in words[i] else 2
-    command, path = tree, []
+    command: Any = tree
+    path: list[str] = []
     for word in words[i:]:
         commands = getattr(command, "commands", None)
         if commands is None or word.startswith("-"):
@@ -397,7 +398,7 @@ def _leave_prompt() -> bool:
         return False
 
     def leave() -> None:
-        if app.is_running and not app.future.done():
+        if app.is_running and app.future is not None and not app.future.done():
             app.exit(exception=Terminated())
     loop.call_soon_threadsafe(leave)
     return True

@@ -92,6 +92,15 @@ def read_frames(buffer: bytearray,
 
 # --- decoding -------------------------------------------------------------------------
 
+class MethodFrameError(errors.FrameError):
+    """A method frame that does not decode: ``method`` (its class, undecoded) gives the
+    class and method ids of the reply."""
+
+    def __init__(self, text: str, method: Any) -> None:
+        super().__init__(text)
+        self.method = method
+
+
 class UnknownMethod(Exception):
     """A method frame naming a (class, method) that AMQP 0-9-1 does not define."""
 
@@ -123,9 +132,7 @@ def _decode_method(payload: bytes) -> Any:
     try:
         method.unmarshal(payload[4:])
     except (struct.error, ValueError, TypeError, KeyError, IndexError) as err:
-        error = errors.FrameError(f"cannot decode {octets(payload[4:])}")
-        error.method = method  # for the class and method ids of the reply
-        raise error from err
+        raise MethodFrameError(f"cannot decode {octets(payload[4:])}", method) from err
     return method
 
 
