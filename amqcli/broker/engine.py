@@ -31,6 +31,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from . import routing
+    from .channel import Channel
 
 MAX_NAME_BYTES = 255
 SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
@@ -294,11 +295,11 @@ class Connection:
         self.store = broker.store
         self.id = cid
         self.closed = False
-        self._channels: dict[int, Any] = {}
+        self._channels: dict[int, Channel] = {}
 
     # --- channels ---------------------------------------------------------------------
 
-    def channel(self, number: int = 1) -> Any:
+    def channel(self, number: int = 1) -> Channel:
         from .channel import Channel
         ch = self._channels.get(number)
         if ch is None or ch.closed:

@@ -87,7 +87,7 @@ def receive(
     backend = env.backend()
     if exchange is not None:
         queue = _subscribe(env, backend, exchange, keys)
-    elif not no_declare:
+    elif not no_declare and queue is not None:  # not None: the check above
         backend.ensure_queue(queue)
     assert queue is not None
     if settings is not None:
