@@ -6,7 +6,7 @@ redelivers rather than loses it; what could not be written goes back to the queu
 
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from ..formats import OutputFormat, encode_batch
 from . import app, env_of, progress
 from .env import Environment
 from .workers import OnFailure, exec_each, exec_settings
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -105,7 +108,8 @@ def receive(
         raise errors.NothingReceived(f"no message arrived on '{queue}' within {timeout:g}s")
 
 
-def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None) -> str:
+def _subscribe(env: Environment, backend: "Backend", exchange: str,
+               keys: list[str] | None) -> str:
     """A server-named exclusive queue bound to the exchange with each key. Without -k:
     on a topic exchange '#' (everything, said on stderr); on fanout and headers exchanges
     the empty key, which they ignore (a headers binding without arguments matches every
@@ -119,7 +123,7 @@ def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None)
     return name
 
 
-def _default_key(env: Environment, backend, exchange: str) -> str:
+def _default_key(env: Environment, backend: "Backend", exchange: str) -> str:
     from .kinds import exchange_type
     kind = exchange_type(backend, exchange)
     if kind == "topic":
@@ -132,8 +136,9 @@ def _default_key(env: Environment, backend, exchange: str) -> str:
     return ""
 
 
-def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: int | None,
-             timeout: float | None, prefetch: int, no_ack: bool, requeue: bool) -> int:
+def _consume(env: Environment, backend: "Backend", queue: str, fmt: OutputFormat,
+             count: int | None, timeout: float | None, prefetch: int, no_ack: bool,
+             requeue: bool) -> int:
     sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack)
     writer = _Writer(env, fmt)
     bar = progress.for_receive(env, count)

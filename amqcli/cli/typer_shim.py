@@ -27,11 +27,12 @@ costs ``amq send`` no module but itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from typer import _click as click
     from typer._click.shell_completion import (
+        CompletionItem,
         ShellComplete,
         _resolve_context,
         add_completion_class,
@@ -39,11 +40,17 @@ try:
 except ImportError:  # pragma: no cover - a typer on the click package (0.24)
     import click  # type: ignore[no-redef, import-not-found, unused-ignore]
     from click.shell_completion import (  # type: ignore[no-redef, import-not-found, unused-ignore]
+        CompletionItem,
         ShellComplete,
         _resolve_context,
         add_completion_class,
     )
 from typer._completion_classes import BashComplete, FishComplete, ZshComplete, completion_init
+from typer.core import TyperGroup
+from typer.main import get_command
+
+if TYPE_CHECKING:
+    import typer
 
 ClickException = click.ClickException
 Command = click.Command
@@ -51,12 +58,22 @@ Context = click.Context
 Parameter = click.Parameter
 
 __all__ = [
-    "BashComplete", "ClickException", "Command", "Context", "FishComplete", "Parameter",
-    "ShellComplete", "ZshComplete", "add_completion_class", "click", "completion_init",
-    "custom_shell_complete", "resolve_context", "set_custom_shell_complete",
+    "BashComplete", "ClickException", "Command", "CompletionItem", "Context", "FishComplete",
+    "Parameter", "ShellComplete", "ZshComplete", "add_completion_class", "click",
+    "completion_init", "custom_shell_complete", "group", "resolve_context",
+    "set_custom_shell_complete",
 ]
 
-ShellCompleteFn = Callable[[Any, Any, str], Any]
+ShellCompleteFn = Callable[[Context, Parameter, str], Any]
+
+
+def group(app: typer.Typer) -> TyperGroup:
+    """The click group typer builds for an app of several commands (``typer.main``'s
+    ``get_command``, typed: it is declared to return any click ``Command``)."""
+    tree = get_command(app)
+    if not isinstance(tree, TyperGroup):
+        raise TypeError(f"{app!r} builds a single command, not a group")
+    return tree
 
 
 def resolve_context(cli: Command, words: list[str], prog_name: str) -> Context:

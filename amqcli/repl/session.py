@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config, errors
 from ..broker.model import Delivery
@@ -29,6 +29,9 @@ from .completer import NOT_IN_THE_SHELL, command_tree, names_in
 from .history import mask_line, open_history
 from .subscriptions import Source, Subscription, Subscriptions
 from .terminal import Terminal
+
+if TYPE_CHECKING:
+    from ..cli.typer_shim import Command
 
 
 class Terminated(BaseException):
@@ -255,15 +258,15 @@ MASKED = ":****@"  # a URL's password as the history keeps it
 
 def command_line_help() -> str:
     """``amq --help`` as the shell has it: without the commands that do not apply inside."""
-    import typer.main
-    group: Any = typer.main.get_command(load_commands())
+    from ..cli.typer_shim import group
+    tree = group(load_commands())
     for name in NOT_IN_THE_SHELL:
-        group.commands.pop(name, None)
-    ctx = group.make_context("amq", [], resilient_parsing=True)
-    return str(group.get_help(ctx))
+        tree.commands.pop(name, None)
+    ctx = tree.make_context("amq", [], resilient_parsing=True)
+    return str(tree.get_help(ctx))
 
 
-def unknown_command(tree: Any, words: list[str], global_options: set[str]) -> str | None:
+def unknown_command(tree: Command, words: list[str], global_options: set[str]) -> str | None:
     """What is wrong when the line's command (or subcommand) does not exist, else None
     (click then parses the line: its errors are for everything else)."""
     i = 0

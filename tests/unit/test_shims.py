@@ -25,6 +25,7 @@ TYPER_PRIVATES = [
     ("typer._click", "Context"),
     ("typer._click", "Parameter"),
     ("typer._click.shell_completion", "ShellComplete"),
+    ("typer._click.shell_completion", "CompletionItem"),
     ("typer._click.shell_completion", "_resolve_context"),
     ("typer._click.shell_completion", "add_completion_class"),
     ("typer._completion_classes", "BashComplete"),
