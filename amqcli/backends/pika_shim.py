@@ -44,11 +44,15 @@ import datetime as dt
 import decimal
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika.data
+import pika.frame
 
 from ..broker.codec import INT64, TIMESTAMP, amqp_decimal, shown
+
+if TYPE_CHECKING:
+    from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 INT32 = (-(2**31), 2**31 - 1)
 _PIKA = {name: getattr(pika.data, name) for name in ("encode_value", "encode_table",
@@ -184,30 +188,30 @@ def uninstall() -> None:
 
 # --- the blocking adapter's insides ----------------------------------------------------
 
-def body_frame_size(connection: Any) -> int:
+def body_frame_size(connection: BlockingConnection) -> int:
     """The most body bytes one frame carries on this ``BlockingConnection`` (tuned)."""
     size: int = connection._impl._body_max_length
     return size
 
 
-def write_frames(connection: Any, data: bytes) -> None:
+def write_frames(connection: BlockingConnection, data: bytes) -> None:
     """Hand already framed bytes to the connection's output, as pika writes its own."""
     connection._impl._output_marshaled_frames([data])
 
 
-def wait_until(connection: Any, condition: Callable[[], bool]) -> None:
+def wait_until(connection: BlockingConnection, condition: Callable[[], bool]) -> None:
     """Process the connection's I/O until ``condition()`` holds (its callbacks run)."""
     connection._flush_output(condition)
 
 
-def select_confirms(channel: Any, on_ack_nack: Callable[[Any], None],
-                    on_selected: Callable[[Any], None]) -> None:
+def select_confirms(channel: BlockingChannel, on_ack_nack: Callable[[pika.frame.Method], None],
+                    on_selected: Callable[[pika.frame.Method], None]) -> None:
     """``confirm.select`` on a ``BlockingChannel`` without its per-message bookkeeping:
     ``on_ack_nack(frame)`` for each ``basic.ack``/``basic.nack``, ``on_selected`` once."""
     channel._impl.confirm_delivery(ack_nack_callback=on_ack_nack, callback=on_selected)
 
 
-def closing_reason(channel: Any) -> BaseException | None:
+def closing_reason(channel: BlockingChannel) -> BaseException | None:
     """The exception a closed ``BlockingChannel`` was closed by (None if none is known)."""
     reason = getattr(channel, "_closing_reason", None)
     return reason if isinstance(reason, BaseException) else None

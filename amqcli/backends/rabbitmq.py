@@ -17,7 +17,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pika
 import pika.exceptions as pex
@@ -32,6 +32,11 @@ from ..broker.model import (
 from ..broker.routing import Route
 from ..config import BrokerURL
 from . import pika_shim
+
+if TYPE_CHECKING:
+    from .management import ManagementAPI
+
+T = TypeVar("T")
 
 pika_shim.install()  # floats, exact decimals and clear errors in pika's field tables
 
@@ -104,12 +109,13 @@ class RabbitSubscription:
         self.tag = backend.call(lambda: self.channel.basic_consume(
             queue, self._on_message, auto_ack=no_ack, exclusive=exclusive))
 
-    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+    def _on_message(self, _ch: BlockingChannel, method: pika.spec.Basic.Deliver,
+                    props: pika.BasicProperties, body: bytes) -> None:
         self.buffer.append(Delivery(method.delivery_tag, body, to_properties(props),
                                     method.exchange, method.routing_key,
                                     bool(method.redelivered), self.queue))
 
-    def _on_cancel(self, _frame: Any) -> None:
+    def _on_cancel(self, _frame: pika.frame.Method) -> None:
         self.cancelled = True
 
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
@@ -248,7 +254,7 @@ class RabbitMQBackend:
             self._channel.add_on_return_callback(self._on_return)
         return self._channel
 
-    def call(self, fn: Callable[[], Any]) -> Any:
+    def call(self, fn: Callable[[], T]) -> T:
         """Run a pika call, turning its exceptions into AmqErrors."""
         try:
             return fn()
@@ -330,7 +336,7 @@ class RabbitMQBackend:
     def _on_return(self, *_args: Any) -> None:
         self._returned += 1
 
-    def _on_confirm(self, frame: Any) -> None:
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
         method = frame.method
         covered = 1
         if method.multiple:
@@ -478,7 +484,7 @@ class RabbitMQBackend:
 
     # --- listing ----------------------------------------------------------------------
 
-    def _management(self) -> Any:
+    def _management(self) -> ManagementAPI:
         from .management import ManagementAPI
         return ManagementAPI.for_url(self.url)
 

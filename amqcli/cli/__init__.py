@@ -11,7 +11,7 @@ import os
 import re
 import signal
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -20,6 +20,9 @@ from .. import errors
 from ..errors import ExitStatus
 from .env import Environment
 from .typer_shim import ClickException
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 APP_SETTINGS: dict[str, Any] = {
     "name": "amq",
@@ -126,7 +129,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _terminate(_signo: int, _frame: Any) -> None:
+def _terminate(_signo: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 

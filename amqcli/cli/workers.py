@@ -34,6 +34,8 @@ from .env import Environment
 from .supervisor import Spawner, SupervisedJob
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from ..backends.base import Backend, Subscription
 
 FETCH_SLICE = 0.02  # a fetch's wait while commands run: how late an exit may be noticed
@@ -359,7 +361,7 @@ class Interrupts:
             if handler is not None:
                 signal.signal(signo, handler)
 
-    def _on_signal(self, _signo: int, _frame: Any) -> None:
+    def _on_signal(self, _signo: int, _frame: "FrameType | None") -> None:
         self.count += 1
 
 

@@ -14,7 +14,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,15 @@ from .subscriptions import Source, Subscription, Subscriptions
 from .terminal import Terminal
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import Completer
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.output import Output
+
     from ..cli.typer_shim import Command
 
 
@@ -314,7 +323,8 @@ def render_delivery(delivery: Delivery, number: int, terminal: bool) -> str:
 
 # --- the loops --------------------------------------------------------------------------
 
-def prompt_session(session: Session, input: Any = None, output: Any = None) -> Any:
+def prompt_session(session: Session, input: Input | None = None,
+                   output: Output | None = None) -> PromptSession[str]:
     """A prompt-toolkit ``PromptSession`` on the session (a real terminal by default)."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -328,7 +338,7 @@ def prompt_session(session: Session, input: Any = None, output: Any = None) -> A
         input=input, output=output)
 
 
-def _tab_binding(completer: Any) -> Any:
+def _tab_binding(completer: Completer) -> KeyBindings:
     """Tab that completes at once, even while the as-you-type completion is still running
     (prompt-toolkit then drops a Tab's own request: a fast typist's Tab would be lost).
     The completer is quick (names come from a catalog refreshed in the background)."""
@@ -339,7 +349,7 @@ def _tab_binding(completer: Any) -> Any:
     bindings = KeyBindings()
 
     @bindings.add("tab", filter=~has_completions)
-    def _complete(event: Any) -> None:
+    def _complete(event: KeyPressEvent) -> None:
         buffer = event.current_buffer
         found = list(completer.get_completions(buffer.document,
                                                CompleteEvent(completion_requested=True)))
@@ -350,14 +360,14 @@ def _tab_binding(completer: Any) -> Any:
     return bindings
 
 
-def _history(session: Session) -> Any:
+def _history(session: Session) -> History:
     history, problem = open_history(history_path())
     if problem is not None:
         session.say(f"amq: warning: history not kept: {problem}")
     return history
 
 
-def interactive(session: Session, prompt: Any) -> None:
+def interactive(session: Session, prompt: PromptSession[str]) -> None:
     """Read and run lines until Ctrl+D or ``exit``."""
     while not session.leaving:
         try:
@@ -373,7 +383,7 @@ def interactive(session: Session, prompt: Any) -> None:
             pass
 
 
-def scripted(session: Session, lines: Any, keep_going: bool = False) -> ExitStatus:
+def scripted(session: Session, lines: Iterable[str], keep_going: bool = False) -> ExitStatus:
     """Run lines from a pipe or file, one command each, without a prompt. Like ``sh -e``,
     the first line that fails ends the run with its exit status; with ``keep_going`` every
     line runs and the status is the last failure's. Ctrl+C (or SIGTERM) always ends it."""
@@ -409,7 +419,7 @@ def _leave_prompt() -> bool:
 
 @contextmanager
 def _sigterm_leaves() -> Iterator[None]:
-    def terminate(_signo: int, _frame: Any) -> None:
+    def terminate(_signo: int, _frame: FrameType | None) -> None:
         if "prompt_toolkit" in sys.modules and _leave_prompt():
             return
         raise Terminated

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pamqp import base
 from pamqp import commands as C
 
 from .. import errors
@@ -81,7 +82,7 @@ class AMQPConnection(asyncio.Protocol):
         self._engine: EngineConnection | None = None  # from connection.open on
         self.pending: list[Pending] = []  # completed publishes not yet given to the engine
         self.acked: set[ServerChannel] = set()  # channels with lazy acks to write
-        self.context: Any = None  # the method being handled, for error replies
+        self.context: base.Frame | None = None  # the method being handled, for error replies
         self.paused = False
         self.wrote = False
         self.last_read = self.loop.time()
