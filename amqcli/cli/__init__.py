@@ -19,7 +19,7 @@ from typer.core import TyperCommand
 from .. import errors
 from ..errors import ExitStatus
 from .env import Environment
-from .typer_shim import ClickException
+from .typer_shim import ClickException, Context
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -85,7 +85,7 @@ class Command(TyperCommand):
     """A command whose usage line reads like the README (``amq bind EXCHANGE QUEUE``):
     typer writes required arguments as ``{EXCHANGE}``, a notation no other help uses."""
 
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
         return [_BRACED.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
 
 

@@ -10,19 +10,22 @@ registers typer's completion classes, extended to complete queue and exchange na
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from . import app, env_of
 from .completion_scripts import COMPLETE_VAR, INSTALL_HINTS, Shell
 
+if TYPE_CHECKING:
+    from .typer_shim import Command
+
 
 def _with_names(base: type) -> type:
     """A typer completion class that first attaches the name completions to the tree."""
 
     class WithNames(base):  # type: ignore[misc, valid-type, unused-ignore]
-        def __init__(self, cli: Any, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, cli: Command, *args: Any, **kwargs: Any) -> None:
             from .names import attach
             super().__init__(attach(cli), *args, **kwargs)
 

@@ -24,9 +24,9 @@ from ..broker.model import PROPERTY_NAMES, Properties
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    
+
     from .typer_shim import Command, Context, Parameter
-    
+
     Callback = Callable[[Context, Parameter, Any], Any]  # a click parameter's callback
 
 INTEGER_ARGS = {

@@ -22,7 +22,7 @@ from ..cli.typer_shim import CompletionItem, ShellComplete, group, resolve_conte
 
 if TYPE_CHECKING:
     from typer.core import TyperGroup
-    
+
     from ..cli.typer_shim import Command, Context
 
 NOT_IN_THE_SHELL = ("shell", "repl")  # no shell inside the shell

@@ -543,7 +543,7 @@ def _short(text: str) -> str:
     return text if len(data) <= 255 else data[:255].decode("utf-8", "ignore")
 
 
-HANDSHAKE: dict[State, tuple[Any, Callable[[AMQPConnection, Any], None]]] = {
+HANDSHAKE: dict[State, tuple[type[base.Frame], Callable[[AMQPConnection, Any], None]]] = {
     State.START: (C.Connection.StartOk, AMQPConnection._start_ok),
     State.TUNE: (C.Connection.TuneOk, AMQPConnection._tune_ok),
     State.OPENING: (C.Connection.Open, AMQPConnection._open),
