@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.metadata
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,8 @@ def typer_version() -> str:
 
 def missing(module_name: str, attribute: str) -> str | None:
     """Why ``module_name.attribute`` cannot be had from the installed typer (None: it can)."""
+    if module_name.startswith("typer._click") and importlib.util.find_spec("typer._click") is None:
+        module_name = module_name.replace("typer._click", "click", 1)  # typer before 0.25
     where = f"{module_name}.{attribute}"
     try:
         module = importlib.import_module(module_name)
