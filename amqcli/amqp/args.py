@@ -7,11 +7,16 @@ properties and arguments a redeclare compares).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .names import where
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Check = Callable[[Any, dict[str, Any]], str | None]  # (value, arguments) -> why not
+
 
 # Arguments compared on redeclare; any other is ignored (rabbit_classic_queue.erl).
 EQUIVALENCE_ARGS = (
@@ -42,8 +47,8 @@ def amqp_type(value: Any) -> str:
     return "void" if value is None else type(value).__name__
 
 
-def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, dict], str | None]:
-    def check(value: Any, _args: dict) -> str | None:
+def _integer(minimum: int, maximum: int | None = None) -> Check:
+    def check(value: Any, _args: dict[str, Any]) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return f'"expected integer, got {amqp_type(value)}"'
         if value < minimum:
@@ -54,27 +59,27 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, dict], 
     return check
 
 
-def _string(value: Any, _args: dict) -> str | None:
+def _string(value: Any, _args: dict[str, Any]) -> str | None:
     return None if isinstance(value, str) else f"{{unacceptable_type,{amqp_type(value)}}}"
 
 
-def _one_of(choices: tuple[str, ...], error: str) -> Callable[[Any, dict], str | None]:
-    def check(value: Any, _args: dict) -> str | None:
+def _one_of(choices: tuple[str, ...], error: str) -> Check:
+    def check(value: Any, _args: dict[str, Any]) -> str | None:
         return None if value in choices else error
     return check
 
 
-def _dlrk(value: Any, args: dict) -> str | None:
+def _dlrk(value: Any, args: dict[str, Any]) -> str | None:
     if not isinstance(value, str):
         return f"{{unacceptable_type,{amqp_type(value)}}}"
     return None if "x-dead-letter-exchange" in args else "routing_key_but_no_dlx_defined"
 
 
-def _boolean(value: Any, _args: dict) -> str | None:
+def _boolean(value: Any, _args: dict[str, Any]) -> str | None:
     return None if isinstance(value, bool) else f"{{unacceptable_type,{amqp_type(value)}}}"
 
 
-QUEUE_ARG_CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
+QUEUE_ARG_CHECKS: dict[str, Check] = {
     "x-message-ttl": _integer(0),
     "x-expires": _integer(1),
     "x-max-length": _integer(0),

@@ -17,7 +17,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pika
 import pika.exceptions as pex
@@ -39,6 +39,11 @@ from ..amqp.names import check_name
 from ..amqp.routing import Route
 from ..config import BrokerURL
 from . import pika_shim
+
+if TYPE_CHECKING:
+    from .management import ManagementAPI
+
+T = TypeVar("T")
 
 pika_shim.install()  # floats, exact decimals and clear errors in pika's field tables
 
@@ -113,12 +118,13 @@ class RabbitSubscription:
         self.tag = backend.call(lambda: self.channel.basic_consume(
             queue, self._on_message, auto_ack=no_ack, exclusive=exclusive))
 
-    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+    def _on_message(self, _ch: BlockingChannel, method: pika.spec.Basic.Deliver,
+                    props: pika.BasicProperties, body: bytes) -> None:
         self.buffer.append(Delivery(method.delivery_tag, body, to_properties(props),
                                     method.exchange, method.routing_key,
                                     bool(method.redelivered), self.queue))
 
-    def _on_cancel(self, _frame: Any) -> None:
+    def _on_cancel(self, _frame: pika.frame.Method) -> None:
         self.cancelled = True
 
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
@@ -265,7 +271,7 @@ class RabbitMQBackend:
             self._channel.add_on_return_callback(self._on_return)
         return self._channel
 
-    def call(self, fn: Callable[[], Any]) -> Any:
+    def call(self, fn: Callable[[], T]) -> T:
         """Run a pika call, turning its exceptions into AmqErrors."""
         try:
             return fn()
@@ -347,7 +353,7 @@ class RabbitMQBackend:
     def _on_return(self, *_args: Any) -> None:
         self._returned += 1
 
-    def _on_confirm(self, frame: Any) -> None:
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
         """Count what a basic.ack/nack settles. RabbitMQ confirms out of order (an
         unroutable message at once, a routed one when its queues have it), so a tag
         confirmed alone above the run confirmed so far is kept aside: a later ``multiple``
@@ -380,16 +386,15 @@ class RabbitMQBackend:
         self._confirmed_early = set()
         self._pending_confirms = 0  # a new channel: what an old one left is not coming
         self._published = 0
-        ch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
-                                  callback=lambda _frame: done.append(True))
+        pika_shim.select_confirms(ch, self._on_confirm, lambda _frame: done.append(True))
         self._wait_until(lambda: bool(done))
         self._confirming = True
 
     def _wait_until(self, condition: Callable[[], bool]) -> None:
-        """Process I/O until ``condition()`` holds: pika's own wait (BlockingConnection's
-        ``_flush_output``, used by its blocking methods), which returns as soon as a
-        callback of the channel implementation satisfies it."""
-        self.call(lambda: self.connection._flush_output(condition))
+        """Process I/O until ``condition()`` holds: pika's own wait (the one its blocking
+        methods use), which returns as soon as a callback of the channel implementation
+        satisfies it."""
+        self.call(lambda: pika_shim.wait_until(self.connection, condition))
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
                 confirm: bool = False, sync: bool = True,
@@ -411,8 +416,8 @@ class RabbitMQBackend:
     def flush_publishes(self) -> PublishResult:
         """A round trip on the channel: every return for what was published before it has
         arrived when its answer does (and a channel error shows here). What came back."""
-        if self._unsynced:
-            ch = self._publishing  # not self.channel: that would reopen a closed one
+        ch = self._publishing  # not self.channel: that would reopen a closed one
+        if self._unsynced and ch is not None:
             self._raise_if_closed(ch)
             try:
                 self.call(lambda: ch.basic_qos(prefetch_count=0))
@@ -460,7 +465,7 @@ class RabbitMQBackend:
         """A channel the broker closed under a stream of publishes: its reason, as an error."""
         if ch is not None and not ch.is_open:
             self._unsynced = False
-            reason = getattr(ch, "_closing_reason", None)
+            reason = pika_shim.closing_reason(ch)
             self._channel = None
             if isinstance(reason, Exception):
                 raise _broker_error(reason)
@@ -477,7 +482,7 @@ class RabbitMQBackend:
         a bulk send. Byte for byte what pika's ``basic_publish`` writes.
         """
         self._raise_if_closed(ch)
-        conn = self.connection._impl
+        conn = self.connection
         number = ch.channel_number
         try:
             method = pika.frame.Method(number, pika.spec.Basic.Publish(
@@ -489,7 +494,7 @@ class RabbitMQBackend:
         header = _HEADER_FRAME.pack
         head = _FRAME.pack
         header_size = 12 + len(encoded)
-        max_body = conn._body_max_length
+        max_body = pika_shim.body_frame_size(conn)
         out: list[bytes] = []
         for body in bodies:
             size = len(body)
@@ -498,10 +503,10 @@ class RabbitMQBackend:
                 chunk = body[start:start + max_body]
                 out += (head(3, number, len(chunk)), chunk, _FRAME_END)
             if len(out) > 20_000:
-                conn._output_marshaled_frames([b"".join(out)])
+                pika_shim.write_frames(conn, b"".join(out))
                 out.clear()
         if out:
-            conn._output_marshaled_frames([b"".join(out)])
+            pika_shim.write_frames(conn, b"".join(out))
 
     # --- consuming --------------------------------------------------------------------
 
@@ -512,7 +517,7 @@ class RabbitMQBackend:
 
     # --- listing ----------------------------------------------------------------------
 
-    def _management(self) -> Any:
+    def _management(self) -> ManagementAPI:
         from .management import ManagementAPI
         return ManagementAPI.for_url(self.url)
 

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
 from ..amqp.codec import load_properties
@@ -291,7 +291,7 @@ class Channel:
     # --- internals ----------------------------------------------------------------------
 
     def _claim(self, queue: str, most: int, no_ack: bool,
-               max_bytes: int = BATCH_BYTES) -> tuple[list[tuple], bool]:
+               max_bytes: int = BATCH_BYTES) -> tuple[list[tuple[Any, ...]], bool]:
         """Take up to ``most`` ready messages of a queue (``max_bytes`` of bodies, or
         one), in delivery order; and whether the byte bound left some of ``most`` out."""
         with self.store.transaction(notify=False) as db:
@@ -309,7 +309,7 @@ class Channel:
         return rows, cut
 
     def _head(self, db: sqlite3.Connection, queue: str, most: int,
-              max_bytes: int) -> tuple[list[tuple], bool]:
+              max_bytes: int) -> tuple[list[tuple[Any, ...]], bool]:
         """The first ``most`` ready messages, as many as fit in ``max_bytes`` (at least
         one); expired ones met on the way are expired (dead-lettered), as each would be
         on reaching the head. Sizes are read first (``length`` of a blob reads no body),
@@ -346,7 +346,7 @@ class Channel:
             for r in rows:
                 dead_letter(db, self.store, queue, [r[:5]], "expired", r[5])
 
-    def _tag(self, rows: list[tuple], queue: str, consumer: str | None) -> list[Delivery]:
+    def _tag(self, rows: list[tuple[Any, ...]], queue: str, consumer: str | None) -> list[Delivery]:
         """Number claimed rows with delivery tags; remember them unless no-ack."""
         out = []
         props_cache: dict[str | None, Properties] = {}

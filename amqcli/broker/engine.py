@@ -51,6 +51,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from ..amqp import routing
+    from .channel import Channel
 
 SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
 
@@ -81,6 +82,7 @@ class Broker:
             cur = db.execute(
                 "INSERT INTO connections (pid, started, name, created) VALUES (?, ?, ?, ?)",
                 (pid, started, name, time.time()))
+        assert cur.lastrowid is not None  # an INSERT sets it
         return Connection(self, cur.lastrowid)
 
     def sweep(self) -> int:
@@ -153,11 +155,11 @@ class Connection:
         self.store = broker.store
         self.id = cid
         self.closed = False
-        self._channels: dict[int, Any] = {}
+        self._channels: dict[int, Channel] = {}
 
     # --- channels ---------------------------------------------------------------------
 
-    def channel(self, number: int = 1) -> Any:
+    def channel(self, number: int = 1) -> Channel:
         from .channel import Channel  # here: `amq send` opens no channel
         ch = self._channels.get(number)
         if ch is None or ch.closed:

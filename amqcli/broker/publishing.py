@@ -333,7 +333,7 @@ def dead_letter(db: sqlite3.Connection, store: Store, queue: str, rows: Sequence
         rejected = any(d.get("reason") == "rejected" for d in deaths)
 
         def keep(target: str, _props: Properties, rejected: bool = rejected,
-                 seen: set = seen) -> bool:
+                 seen: set[Any] = seen) -> bool:
             return rejected or target not in seen  # a cycle without a rejection is dropped
         enqueue(db, store, router, [(dlrk if dlrk is not None else routing_key, new, [body])],
                 now, keep)

@@ -58,7 +58,8 @@ def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
     return [Binding(source, d, DestinationType(t), k, load_table(a)) for d, t, k, a in rows]
 
 
-def for_ids(db: sqlite3.Connection, sql: str, params: tuple, ids: list[int]) -> None:
+def for_ids(db: sqlite3.Connection, sql: str, params: tuple[Any, ...],
+            ids: list[int]) -> None:
     """Run ``sql`` (ending in ``WHERE ... AND``) for rows by id: ``id BETWEEN`` for each
     run of consecutive ids (the usual case: one consumer, FIFO), ``id IN`` for the rest."""
     ids = sorted(ids)

@@ -18,6 +18,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .. import config, errors
 
@@ -277,7 +278,7 @@ class Store:
     def set_next_message_id(db: sqlite3.Connection, value: int) -> None:
         db.execute("UPDATE meta SET value = ? WHERE key = 'next_message_id'", (value,))
 
-    def read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+    def read(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query outside any write transaction."""
         with self._lock:
             try:

@@ -12,16 +12,21 @@ import os
 import re
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand
 
 from .. import errors
 from ..errors import ExitStatus
-from .app import APP_SETTINGS, ClickException, CommandLine
+from .app import APP_SETTINGS, CommandLine
 from .app import app as root_app
 from .env import Environment
+from .typer_shim import ClickException, Context
+
+if TYPE_CHECKING:
+    from types import FrameType
+
 
 # Which module registers each top-level command: a one-shot command imports only its own.
 COMMAND_MODULES = {
@@ -37,7 +42,7 @@ class Command(TyperCommand):
     """A command whose usage line reads like the README (``amq bind EXCHANGE QUEUE``):
     typer writes required arguments as ``{EXCHANGE}``, a notation no other help uses."""
 
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
         return [_BRACED.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
 
 
@@ -81,7 +86,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _terminate(_signo: int, _frame: Any) -> None:
+def _terminate(_signo: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 

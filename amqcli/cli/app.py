@@ -19,13 +19,7 @@ from .env import Environment
 if TYPE_CHECKING:
     from ..errors import ExitStatus
 
-try:
-    from typer._click.exceptions import ClickException  # typer vendors click from 0.2x on
-except ImportError:  # pragma: no cover - typer on the click package
-    from click import ClickException  # type: ignore[no-redef]
-
-# ClickException too: ``run`` and the shell catch click's usage errors.
-__all__ = ["APP_SETTINGS", "ClickException", "CommandLine", "app", "env_of"]
+__all__ = ["APP_SETTINGS", "CommandLine", "app", "env_of"]
 
 APP_SETTINGS: dict[str, Any] = {
     "name": "amq",

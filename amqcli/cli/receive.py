@@ -21,7 +21,7 @@ from .env import Environment
 from .workers import OnFailure, exec_each, exec_settings
 
 if TYPE_CHECKING:
-    from ..backends.base import Subscription
+    from ..backends.base import Backend, Subscription
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -106,7 +106,7 @@ def receive(
     backend = env.backend()
     if exchange is not None:
         queue = _subscribe(env, backend, exchange, keys)
-    elif not no_declare:
+    elif not no_declare and queue is not None:  # not None: the check above
         backend.ensure_queue(queue)
     assert queue is not None
     if settings is not None:
@@ -127,7 +127,8 @@ def receive(
         raise errors.NothingReceived(f"no message arrived on '{queue}' within {timeout:g}s")
 
 
-def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None) -> str:
+def _subscribe(env: Environment, backend: "Backend", exchange: str,
+               keys: list[str] | None) -> str:
     """A server-named exclusive queue bound to the exchange with each key. Without -k:
     on a topic exchange '#' (everything, said on stderr); on fanout and headers exchanges
     the empty key, which they ignore (a headers binding without arguments matches every
@@ -141,7 +142,7 @@ def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None)
     return name
 
 
-def _default_key(env: Environment, backend, exchange: str) -> str:
+def _default_key(env: Environment, backend: "Backend", exchange: str) -> str:
     from .kinds import exchange_type
     kind = exchange_type(backend, exchange)
     if kind == "topic":
@@ -154,9 +155,9 @@ def _default_key(env: Environment, backend, exchange: str) -> str:
     return ""
 
 
-def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: int | None,
-             timeout: float | None, prefetch: int, window: int, no_ack: bool,
-             requeue: bool) -> int:
+def _consume(env: Environment, backend: "Backend", queue: str, fmt: OutputFormat,
+             count: int | None, timeout: float | None, prefetch: int, window: int,
+             no_ack: bool, requeue: bool) -> int:
     sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack, window=window)
     writer = DeliveryWriter(env.stdout_fd, fmt,
                             env.console() if fmt is OutputFormat.PRETTY else None)

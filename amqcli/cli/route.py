@@ -6,7 +6,7 @@ copy, or says plainly that the message would be dropped.
 """
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,7 +68,7 @@ def _as_text(found: Route) -> list[str]:
     return lines
 
 
-def _as_json(found: Route) -> dict:
+def _as_json(found: Route) -> dict[str, Any]:
     return {
         "queues": found.queues,
         "hops": [{"exchange": h.exchange, "missing": h.missing, "alternate": h.alternate,

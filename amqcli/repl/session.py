@@ -15,9 +15,9 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config, errors
 from ..amqp.model import Delivery
@@ -30,6 +30,18 @@ from .completer import NOT_IN_THE_SHELL, command_tree, names_in
 from .history import mask_line, open_history
 from .subscriptions import Source, Subscription, Subscriptions
 from .terminal import Terminal
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import Completer
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.output import Output
+
+    from ..cli.typer_shim import Command
 
 
 class Terminated(BaseException):
@@ -268,21 +280,22 @@ def command_line_of(env: Environment) -> CommandLine:
 
 def command_line_help(line: CommandLine) -> str:
     """``amq --help`` as the shell has it: without the commands that do not apply inside."""
-    import typer.main
-    group: Any = typer.main.get_command(line.tree())
+    from ..cli.typer_shim import group
+    tree = group(line.tree())
     for name in NOT_IN_THE_SHELL:
-        group.commands.pop(name, None)
-    ctx = group.make_context("amq", [], resilient_parsing=True)
-    return str(group.get_help(ctx))
+        tree.commands.pop(name, None)
+    ctx = tree.make_context("amq", [], resilient_parsing=True)
+    return str(tree.get_help(ctx))
 
 
-def unknown_command(tree: Any, words: list[str], global_options: set[str]) -> str | None:
+def unknown_command(tree: Command, words: list[str], global_options: set[str]) -> str | None:
     """What is wrong when the line's command (or subcommand) does not exist, else None
     (click then parses the line: its errors are for everything else)."""
     i = 0
     while i < len(words) and words[i].partition("=")[0] in global_options:
         i += 1 if "=" in words[i] else 2
-    command, path = tree, []
+    command: Any = tree
+    path: list[str] = []
     for word in words[i:]:
         commands = getattr(command, "commands", None)
         if commands is None or word.startswith("-"):
@@ -323,7 +336,8 @@ def render_delivery(delivery: Delivery, number: int, terminal: bool) -> str:
 
 # --- the loops --------------------------------------------------------------------------
 
-def prompt_session(session: Session, input: Any = None, output: Any = None) -> Any:
+def prompt_session(session: Session, input: Input | None = None,
+                   output: Output | None = None) -> PromptSession[str]:
     """A prompt-toolkit ``PromptSession`` on the session (a real terminal by default)."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -337,7 +351,7 @@ def prompt_session(session: Session, input: Any = None, output: Any = None) -> A
         input=input, output=output)
 
 
-def _tab_binding(completer: Any) -> Any:
+def _tab_binding(completer: Completer) -> KeyBindings:
     """Tab that completes at once, even while the as-you-type completion is still running
     (prompt-toolkit then drops a Tab's own request: a fast typist's Tab would be lost).
     The completer is quick (names come from a catalog refreshed in the background)."""
@@ -348,7 +362,7 @@ def _tab_binding(completer: Any) -> Any:
     bindings = KeyBindings()
 
     @bindings.add("tab", filter=~has_completions)
-    def _complete(event: Any) -> None:
+    def _complete(event: KeyPressEvent) -> None:
         buffer = event.current_buffer
         found = list(completer.get_completions(buffer.document,
                                                CompleteEvent(completion_requested=True)))
@@ -359,14 +373,14 @@ def _tab_binding(completer: Any) -> Any:
     return bindings
 
 
-def _history(session: Session) -> Any:
+def _history(session: Session) -> History:
     history, problem = open_history(history_path())
     if problem is not None:
         session.say(f"amq: warning: history not kept: {problem}")
     return history
 
 
-def interactive(session: Session, prompt: Any) -> None:
+def interactive(session: Session, prompt: PromptSession[str]) -> None:
     """Read and run lines until Ctrl+D or ``exit``."""
     while not session.leaving:
         try:
@@ -382,7 +396,7 @@ def interactive(session: Session, prompt: Any) -> None:
             pass
 
 
-def scripted(session: Session, lines: Any, keep_going: bool = False) -> ExitStatus:
+def scripted(session: Session, lines: Iterable[str], keep_going: bool = False) -> ExitStatus:
     """Run lines from a pipe or file, one command each, without a prompt. Like ``sh -e``,
     the first line that fails ends the run with its exit status; with ``keep_going`` every
     line runs and the status is the last failure's. Ctrl+C (or SIGTERM) always ends it."""
@@ -410,7 +424,7 @@ def _leave_prompt() -> bool:
         return False
 
     def leave() -> None:
-        if app.is_running and not app.future.done():
+        if app.is_running and app.future is not None and not app.future.done():
             app.exit(exception=Terminated())
     loop.call_soon_threadsafe(leave)
     return True
@@ -418,7 +432,7 @@ def _leave_prompt() -> bool:
 
 @contextmanager
 def _sigterm_leaves() -> Iterator[None]:
-    def terminate(_signo: int, _frame: Any) -> None:
+    def terminate(_signo: int, _frame: FrameType | None) -> None:
         if "prompt_toolkit" in sys.modules and _leave_prompt():
             return
         raise Terminated

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pamqp import base
 from pamqp import commands as C
 
 from .. import errors
@@ -52,7 +53,7 @@ class _Content:
 
     __slots__ = ("method", "parts", "properties", "received", "size")
 
-    def __init__(self, method: Any) -> None:
+    def __init__(self, method: C.Basic.Publish) -> None:
         self.method = method
         self.properties: Properties | None = None
         self.size = 0
@@ -117,7 +118,7 @@ class ServerChannel:
         if isinstance(method, (C.Channel.Close, C.Channel.CloseOk)):
             self.connection.forget_channel(self)
 
-    def send(self, method: Any) -> None:
+    def send(self, method: base.Frame) -> None:
         self.connection.write(frames.method_frame(method, self.number))
 
     # --- content ----------------------------------------------------------------------
