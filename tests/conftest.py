@@ -355,17 +355,23 @@ def amq(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Amq]:
         _cleaner.delete(sorted(client.created))
 
 
+def unique_names(request: pytest.FixtureRequest, made: set[str]) -> Callable[[str], str]:
+    """A maker of unique names for a test (``q-test_x-1a2b3c4d``), each added to ``made``
+    (what to delete from RabbitMQ after the test)."""
+    test = request.node.name.split("[")[0][:40]
+
+    def make(prefix: str = "q") -> str:
+        name = f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+        made.add(name)
+        return name
+    return make
+
+
 @pytest.fixture
 def name(request: pytest.FixtureRequest, amq: Amq) -> Callable[[str], str]:
     """Unique names for queues and exchanges: ``name("q")`` -> ``q-test_x-1a2b3c4d``.
     On RabbitMQ, queues and exchanges of these names are deleted after the test."""
-    test = request.node.name.split("[")[0][:40]
-
-    def make(prefix: str = "q") -> str:
-        made = f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
-        amq.created.add(made)
-        return made
-    return make
+    return unique_names(request, amq.created)
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:

@@ -12,7 +12,6 @@ after the test; ``name()`` gives unique names, deleted from RabbitMQ after the t
 from __future__ import annotations
 
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from conftest import (
     management_problem,
     rabbitmq_problem,
     rabbitmq_url,
+    unique_names,
 )
 
 from amqcli.backends.base import Backend
@@ -109,13 +109,7 @@ def connect(backend: Backend, _opened: Opened) -> Callable[[], Backend]:
 def name(request: pytest.FixtureRequest, backend: Backend,
          _opened: Opened) -> Callable[[str], str]:
     """Unique names: ``name("x")`` -> ``x-test_y-1a2b3c4d``."""
-    test = request.node.name.split("[")[0][:40]
-
-    def make(prefix: str = "q") -> str:
-        made = f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
-        _opened.names.add(made)
-        return made
-    return make
+    return unique_names(request, _opened.names)
 
 
 def ready(backend: Backend, queue: str) -> int:
