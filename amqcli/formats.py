@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from . import errors
-from .broker.codec import (
+from .amqp.codec import (
     check_properties,
     check_table,
     name_from_json,
@@ -29,7 +29,7 @@ from .broker.codec import (
     properties_from_json,
     properties_to_json,
 )
-from .broker.model import Delivery, Message
+from .amqp.model import Delivery, Message
 
 
 class OutputFormat(StrEnum):

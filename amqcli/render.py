@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .broker.codec import shown, to_json_value
-from .broker.model import Delivery
+from .amqp.codec import shown, to_json_value
+from .amqp.model import Delivery
 
 
 class MessagePrinter:

@@ -72,8 +72,8 @@ def run_latency(samples: int) -> None:
             # Publish from this process through the engine, so the figure is the
             # store-to-consumer hop, not the start-up of an `amq send` process.
             sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            from amqcli.amqp.model import Message
             from amqcli.broker.engine import Broker
-            from amqcli.broker.model import Message
             broker = Broker(f"{tmp}/bench.db")
             conn = broker.connect()
             latencies = []

@@ -10,6 +10,10 @@ management API, or ``rabbitmqctl`` where the API is off) and deleted after it, s
 the machine's RabbitMQ already holds, or another run at the same time, cannot meet them.
 Tests that list (``amq list``: RabbitMQ's management API) skip, saying so, when that API
 is not reachable, unless ``AMQ_TEST_REQUIRE_RABBITMQ`` is set (as in CI).
+
+A test about one broker alone is marked ``local_only`` or ``rabbitmq_only``: it is not run
+against the other at all (deselected at collection, not skipped), whether it takes the
+``amq`` fixture here or the ``backend`` fixture of ``tests/contract``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,24 @@ REQUIRE_RABBITMQ = os.environ.get("AMQ_TEST_REQUIRE_RABBITMQ", "") not in ("", "
 _rabbitmq_problem: list[str | None] = []
 # What `amq list` says on RabbitMQ when the management API is not there.
 NO_MANAGEMENT = "listing needs RabbitMQ's management API"
+
+
+# The fixtures parametrized by broker, and the markers that keep a test to one of them.
+BROKER_FIXTURES = ("amq", "backend")
+ONLY = {"local_only": "local", "rabbitmq_only": "rabbitmq"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the runs of ``local_only``/``rabbitmq_only`` tests against the other broker."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        brokers = {params[f] for f in BROKER_FIXTURES if f in params}
+        wanted = {b for marker, b in ONLY.items() if item.get_closest_marker(marker)}
+        (drop if wanted and brokers and not brokers <= wanted else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def rabbitmq_problem() -> str | None:
@@ -315,6 +337,10 @@ class Amq:
 def amq(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Amq]:
     """``amq`` bound to a fresh local store, or to the shared RabbitMQ."""
     if request.param == "local":
+        # The store exists before the test, as a user's does: a command that makes a new
+        # store says so on stderr, which the tests of that note check on purpose.
+        from amqcli.broker.store import Store
+        Store(f"{tmp_path}/amq.db").close()
         yield Amq("local", f"local:{tmp_path}/amq.db")
         return
     problem = rabbitmq_problem()
@@ -329,17 +355,23 @@ def amq(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Amq]:
         _cleaner.delete(sorted(client.created))
 
 
+def unique_names(request: pytest.FixtureRequest, made: set[str]) -> Callable[[str], str]:
+    """A maker of unique names for a test (``q-test_x-1a2b3c4d``), each added to ``made``
+    (what to delete from RabbitMQ after the test)."""
+    test = request.node.name.split("[")[0][:40]
+
+    def make(prefix: str = "q") -> str:
+        name = f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+        made.add(name)
+        return name
+    return make
+
+
 @pytest.fixture
 def name(request: pytest.FixtureRequest, amq: Amq) -> Callable[[str], str]:
     """Unique names for queues and exchanges: ``name("q")`` -> ``q-test_x-1a2b3c4d``.
     On RabbitMQ, queues and exchanges of these names are deleted after the test."""
-    test = request.node.name.split("[")[0][:40]
-
-    def make(prefix: str = "q") -> str:
-        made = f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
-        amq.created.add(made)
-        return made
-    return make
+    return unique_names(request, amq.created)
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:

@@ -20,12 +20,6 @@ def test_messages_are_acked_after_output(amq, name):
     assert amq("receive", q, "--count", "2").lines == ["000003", "000004"]
 
 
-def test_no_ack(amq, name):
-    q = name()
-    _fill(amq, q, 3)
-    assert amq("receive", q, "--count", "3", "--no-ack").lines == ["000000", "000001", "000002"]
-    assert amq.queue(q)["messages"] == 0
-
 
 def test_requeue_looks_without_taking(amq, name):
     q = name()
@@ -48,20 +42,6 @@ def test_timeout_with_nothing_exits_9_and_with_something_0(amq, name):
     amq("send", q, "m")
     assert amq("receive", q, "--timeout", "0.5").lines == ["m"]
 
-
-def test_prefetch_limits_unacked_messages(amq, name):
-    q = name()
-    big = "y" * 200_000  # each body fills the pipe: the receiver blocks writing the first
-    for i in range(10):
-        amq("send", q, input=f"{i}{big}")
-    receiver = amq.popen("receive", q, "--prefetch", "3")
-    try:
-        amq.wait_for(lambda: amq.queue(q)["unacked"] == 3, what="3 unacked")
-        time.sleep(0.3)
-        info = amq.queue(q)
-        assert info["unacked"] == 3 and info["messages"] == 7
-    finally:
-        kill_and_reap(receiver)
 
 
 def test_count_takes_no_more_than_it_needs(amq, name):

@@ -103,25 +103,6 @@ def test_send_to_missing_exchange_is_not_found(amq, name):
     assert f"no exchange '{x}'" in r.stderr and "404" in r.stderr
 
 
-def test_reserved_and_default_exchanges_are_protected(amq, name):
-    assert "reserved prefix" in amq("declare", "exchange", "amq.mine", expect=5).stderr
-    amq("declare", "exchange", "amq.direct", "--type", "direct", "--durable")  # equal: fine
-    assert "403" in amq("delete", "exchange", "amq.direct", expect=5).stderr
-    assert "default exchange" in amq("delete", "exchange", "", expect=5).stderr
-    assert "default exchange" in amq("declare", "exchange", "", expect=5).stderr
-    q = name()
-    amq("declare", "queue", q)
-    assert "default exchange" in amq("bind", "", q, "-k", "x", expect=5).stderr
-
-
-def test_exchange_redeclare_must_be_equivalent(amq, name):
-    x = name("x")
-    amq("declare", "exchange", x, "--type", "fanout")
-    amq("declare", "exchange", x, "--type", "fanout")
-    r = amq("declare", "exchange", x, "--type", "topic", expect=4)
-    assert "inequivalent arg 'type'" in r.stderr
-    amq("declare", "exchange", x, "--passive")
-    amq("declare", "exchange", name("missing"), "--passive", expect=3)
 
 
 def test_delete_exchange_if_unused(amq, name):

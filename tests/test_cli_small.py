@@ -9,24 +9,17 @@ import signal
 import sqlite3
 import subprocess
 from importlib.metadata import version
-from typing import Any
 
 import pytest
 from conftest import kill_and_reap
 from test_cli_terminal import ANSI, run_in_pty
 
-
-def local_only(amq: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("no broker involved")
-
-
 # --- --version ------------------------------------------------------------------------------
 
+@pytest.mark.local_only
 @pytest.mark.parametrize("args", [["--version"], ["-V"], ["--url", "local:/nonexistent/x.db",
                                                            "-V"]])
 def test_version_is_the_package_metadata(amq, args):
-    local_only(amq)
     r = amq(*args)
     assert r.out == f"amq {version('amqcli')}\n"
     assert r.stderr == ""
@@ -129,17 +122,17 @@ def test_ctrl_c_in_a_bulk_send_says_how_many_were_sent(amq, name, confirm):
 
 # --- store paths ------------------------------------------------------------------------------
 
+@pytest.mark.local_only
 def test_a_missing_folder_is_an_error_not_a_new_broker(amq, tmp_path):
-    local_only(amq)
     folder = tmp_path / "no" / "such"
     r = amq("--url", f"local:{folder}/x.db", "send", "q", "hi", expect=8)
     assert f"the folder {folder} does not exist" in r.stderr
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.local_only
 @pytest.mark.parametrize("kind", ["device", "directory", "other-sqlite", "junk"])
 def test_a_path_that_is_not_a_store_is_refused(amq, tmp_path, kind):
-    local_only(amq)
     path = tmp_path / "thing"
     if kind == "device":
         path = "/dev/null"
@@ -166,21 +159,22 @@ def test_a_path_that_is_not_a_store_is_refused(amq, tmp_path, kind):
         assert not (tmp_path / "thing-wal").exists()
 
 
-def test_a_new_store_is_noted_once_on_a_terminal(amq, tmp_path):
-    local_only(amq)
+@pytest.mark.local_only
+def test_a_new_store_is_noted_once(amq, tmp_path):
     store = tmp_path / "typo.db"
     code, screen = run_in_pty(amq, "--url", f"local:{store}", "declare", "queue", "q")
     assert code == 0, screen
     assert f"amq: created a new store at {store}" in ANSI.sub("", screen)
     code, screen = run_in_pty(amq, "--url", f"local:{store}", "declare", "queue", "q")
     assert code == 0 and "created" not in screen
-    # In a pipe (scripts, tests) nothing is said.
-    r = amq("--url", f"local:{tmp_path}/quiet.db", "declare", "queue", "q")
-    assert r.stderr == ""
+    # In a pipe (scripts) too, once.
+    r = amq("--url", f"local:{tmp_path}/piped.db", "declare", "queue", "q")
+    assert r.stderr == f"amq: created a new store at {tmp_path}/piped.db\n"
+    assert amq("--url", f"local:{tmp_path}/piped.db", "declare", "queue", "q").stderr == ""
 
 
+@pytest.mark.local_only
 def test_the_default_store_folder_is_created_silently(amq, tmp_path):
-    local_only(amq)
     env = amq.env(AMQ_URL="", XDG_DATA_HOME=str(tmp_path / "data"),
                   XDG_CONFIG_HOME=str(tmp_path / "config"))
     env.pop("AMQ_URL")
@@ -253,17 +247,17 @@ COMMANDS = [["send"], ["receive"], ["declare", "queue"], ["declare", "exchange"]
             ["declare"], ["list"], ["rpc"], ["broker"], []]
 
 
+@pytest.mark.local_only
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "amq")
 def test_help_reads_like_the_readme(amq, words):
-    local_only(amq)
     r = amq(*words, "--help")
     usage = r.lines[0]
     assert usage.startswith(f"Usage: amq {' '.join(words)}".rstrip())
     assert "{" not in usage and "}" not in usage, usage
 
 
+@pytest.mark.local_only
 def test_usage_lines_name_the_arguments_as_the_readme_does(amq):
-    local_only(amq)
     assert amq("bind", "--help").lines[0] == "Usage: amq bind [OPTIONS] EXCHANGE QUEUE"
     assert amq("declare", "queue", "--help").lines[0] == \
         "Usage: amq declare queue [OPTIONS] NAME"

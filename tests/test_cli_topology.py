@@ -1,6 +1,7 @@
 """declare, bind, unbind, delete, purge, list: RabbitMQ's rules and reply codes."""
 
 import json
+import subprocess
 
 from conftest import kill_and_reap
 
@@ -16,12 +17,6 @@ def test_declare_queue_is_idempotent_and_mismatch_is_406(amq, name):
     assert "inequivalent arg 'x-message-ttl'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
-
-def test_unknown_arguments_are_ignored_when_redeclaring(amq, name):
-    q = name()
-    amq("declare", "queue", q, "--arg", "x-custom=1")
-    amq("declare", "queue", q, "--arg", "x-custom=2")
-    amq("declare", "queue", q)
 
 
 def test_passive_declare(amq, name):
@@ -83,7 +78,7 @@ def test_delete_queue_if_empty_and_if_unused(amq, name):
     q = name()
     amq("send", q, "m")
     assert "not empty" in amq("delete", "queue", q, "--if-empty", expect=4).stderr
-    receiver = amq.popen("receive", q)
+    receiver = amq.popen("receive", q, stdout=subprocess.DEVNULL)  # acked once written
     try:
         amq.wait_for_consumers(q)
         assert "in use" in amq("delete", "queue", q, "--if-unused", expect=4).stderr
@@ -117,20 +112,6 @@ def test_purge(amq, name):
     assert amq.queue(q)["messages"] == 0
     assert "NOT_FOUND" in amq("purge", name(), expect=3).stderr
 
-
-def test_bind_and_unbind_errors(amq, name):
-    x, q = name("x"), name()
-    amq("declare", "exchange", x, "--type", "direct")
-    assert f"no queue '{q}'" in amq("bind", x, q, "-k", "k", expect=3).stderr
-    amq("declare", "queue", q)
-    assert "no exchange" in amq("bind", name("nox"), q, expect=3).stderr
-    amq("bind", x, q, "-k", "k")
-    amq("bind", x, q, "-k", "k")  # duplicate bind: fine
-    amq("send", "-e", x, "k", "m")
-    amq("unbind", x, q, "-k", "k")
-    amq("unbind", x, q, "-k", "k")  # missing binding: fine
-    amq("send", "-e", x, "k", "m", expect=7)
-    assert amq.queue(q)["messages"] == 1
 
 
 def test_unbind_of_what_does_not_exist_is_fine(amq, name):
@@ -181,10 +162,3 @@ def test_auto_delete_queue_goes_with_its_last_consumer(amq, name):
     amq("send", q, "m")
     amq("receive", q, "--count", "1", "--no-declare")  # never consumed before: now it has
     assert q not in amq.queue_names()
-
-
-def test_auto_delete_queue_without_consumers_stays(amq, name):
-    q = name()
-    amq("declare", "queue", q, "--auto-delete")
-    amq("send", q, "m")
-    assert amq.queue(q)["messages"] == 1

@@ -24,17 +24,15 @@ def test_committed_scripts_are_current(shell: Shell) -> None:
         "`python -m amqcli.cli.completion_scripts completions`")
 
 
+@pytest.mark.local_only
 def test_completion_command_prints_the_script(amq: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("no broker involved")
     for shell in Shell:
         assert amq("completion", shell.value).out == script(shell)
     assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in amq("completion", "tcsh", expect=2).stderr
 
 
+@pytest.mark.local_only
 def test_install_writes_where_each_shell_looks(amq: Any, tmp_path: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("no broker involved")
     env = amq.env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
                   XDG_CONFIG_HOME=str(tmp_path / "config"))
     places = {Shell.BASH: tmp_path / "data" / "bash-completion" / "completions" / "amq",
@@ -54,9 +52,8 @@ def ask(amq: Any, words: str, **extra: str) -> list[str]:
     return [line for line in result.lines if line]
 
 
+@pytest.mark.local_only
 def test_protocol_completes_commands_and_options(amq: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("no broker involved")
     assert ask(amq, "amq rec") == ["receive"]
     assert ask(amq, "amq declare ") == ["queue", "exchange"]
     assert "--durable" in ask(amq, "amq declare queue --d")
@@ -87,9 +84,8 @@ def test_protocol_other_shells(amq: Any, name: Any) -> None:
     assert fish == [q]
 
 
+@pytest.mark.local_only
 def test_protocol_never_fails(amq: Any, tmp_path: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("no broker involved")
     started = time.monotonic()
     assert ask(amq, "amq --url amqp://guest:guest@127.0.0.1:1/ receive ") == []
     assert ask(amq, "amq --url nosuch://x receive ") == []

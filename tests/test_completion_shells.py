@@ -71,10 +71,9 @@ def clear_line(child: Any) -> None:
     time.sleep(0.3)
 
 
+@pytest.mark.local_only
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_in_a_real_shell(shell: str, amq: Any, tmp_path: Path) -> None:
-    if amq.broker != "local":
-        pytest.skip("the local store is enough to show the broker's names")
     amq("declare", "queue", "jobs-alpha")
     amq("declare", "queue", "jobs-beta")
     child = start(shell, shell_env(tmp_path, amq.url))

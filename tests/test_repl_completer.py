@@ -12,6 +12,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from amqcli.cli import load_commands
 from amqcli.cli.names import Kind, NameSource
 from amqcli.repl.catalog import Catalog
 from amqcli.repl.commands import shell_group
@@ -32,7 +33,7 @@ NAMES = FixedNames(queue=["jobs", "jobs.dead", "my queue", "orders"],
 
 @pytest.fixture(scope="module")
 def tree() -> Any:
-    return command_tree(shell_group())
+    return command_tree(load_commands(), shell_group())
 
 
 def complete(tree: Any, text: str, names: NameSource = NAMES) -> list[str]:

@@ -130,9 +130,8 @@ def test_queue_names_complete_and_unacked_go_back(shell: Shell, amq: Any, name: 
                         and found["messages"] == 1, what="the subscription to be gone")
 
 
+@pytest.mark.local_only
 def test_history_is_kept_searched_and_suggested(amq: Any, name: Any, tmp_path: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("history does not depend on the broker")
     q = name("hist")
     data_home = str(tmp_path / "data")
     first = Shell(amq, data_home)
@@ -159,9 +158,8 @@ def test_history_is_kept_searched_and_suggested(amq: Any, name: Any, tmp_path: A
         second.close()
 
 
+@pytest.mark.rabbitmq_only
 def test_welcome_names_the_broker_without_password(amq: Any, tmp_path: Any) -> None:
-    if amq.broker != "rabbitmq":
-        pytest.skip("the URL has a password on RabbitMQ")
     sh = Shell(amq, str(tmp_path / "data"))
     try:
         text = sh.child.before
@@ -171,9 +169,8 @@ def test_welcome_names_the_broker_without_password(amq: Any, tmp_path: Any) -> N
         sh.close()
 
 
+@pytest.mark.rabbitmq_only
 def test_connect_with_a_password_keeps_it_out_of_the_history(amq: Any, tmp_path: Any) -> None:
-    if amq.broker != "rabbitmq":
-        pytest.skip("a RabbitMQ URL with a password")
     sh = Shell(amq, str(tmp_path / "data"))
     try:
         sh.run(f"connect {amq.url}", re.escape("connected to amqp://guest:****@"), PROMPT)
@@ -190,9 +187,8 @@ def test_connect_with_a_password_keeps_it_out_of_the_history(amq: Any, tmp_path:
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
+@pytest.mark.local_only
 def test_the_banner_names_the_local_store(amq: Any, tmp_path: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("the local store")
     data_home = tmp_path / "data"
     sh = Shell(Amq("local", "local"), str(data_home))  # the default store
     try:

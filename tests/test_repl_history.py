@@ -16,6 +16,7 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from amqcli.cli import COMMAND_LINE
 from amqcli.cli.env import Environment
 from amqcli.errors import ExitStatus
 from amqcli.repl.history import mask_line, open_history, secure_history_file
@@ -99,6 +100,7 @@ def test_the_shell_stores_and_recalls_masked_lines(tmp_path: Any, monkeypatch: A
     stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
     env = Environment(stderr=stderr, url=f"local:{tmp_path}/amq.db", stdin_isatty=False,
                       stdout_isatty=False, stderr_isatty=False)
+    env.command_line = COMMAND_LINE
     session = Session(env, Terminal(open(os.devnull, "w"), is_terminal=False))  # noqa: SIM115
     session.open()
     keys = ["connect amqp://app:s3cret@127.0.0.1:1/\r", "\x1b[A", "\r", "\x04"]
@@ -127,14 +129,14 @@ def test_the_shell_stores_and_recalls_masked_lines(tmp_path: Any, monkeypatch: A
     assert stat.S_IMODE(os.stat(history_path()).st_mode) == 0o600
 
 
+@pytest.mark.rabbitmq_only
 def test_a_recalled_masked_url_says_why_it_does_not_log_in(amq: Any, tmp_path: Any,
                                                           monkeypatch: Any, capfd: Any) -> None:
-    if amq.broker != "rabbitmq":
-        pytest.skip("a RabbitMQ login")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
     env = Environment(stderr=stderr, url=amq.url, stdin_isatty=False, stdout_isatty=False,
                       stderr_isatty=False)
+    env.command_line = COMMAND_LINE
     session = Session(env, Terminal(open(os.devnull, "w"), is_terminal=False))  # noqa: SIM115
     masked = mask_line(f"connect {amq.url}")
     assert ":****@" in masked

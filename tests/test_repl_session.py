@@ -19,6 +19,7 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from amqcli.cli import COMMAND_LINE
 from amqcli.cli.env import Environment
 from amqcli.cli.names import Kind
 from amqcli.errors import ExitStatus
@@ -33,6 +34,7 @@ def make_session(url: str, terminal: Terminal | None = None) -> Session:
     stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
     env = Environment(stderr=stderr, url=url, stdin_isatty=False, stdout_isatty=False,
                       stderr_isatty=False)
+    env.command_line = COMMAND_LINE
     session = Session(env, terminal or Terminal(io.StringIO(), is_terminal=False))
     session.open()
     return session
@@ -75,10 +77,9 @@ def test_completion_offers_the_brokers_names(session: Session, name: Any) -> Non
         == [x]
 
 
+@pytest.mark.rabbitmq_only
 def test_names_seen_when_the_broker_cannot_list(amq: Any, name: Any, data_home: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    if amq.broker != "rabbitmq":
-        pytest.skip("only RabbitMQ lists through another service (its management API)")
     monkeypatch.setenv("AMQ_MANAGEMENT_URL", "http://127.0.0.1:1/")
     session = make_session(amq.url)
     try:
@@ -340,9 +341,8 @@ def test_unknown_commands_are_one_line(session: Session, capfd: Any) -> None:
     ]
 
 
+@pytest.mark.local_only
 def test_the_default_store_is_named_with_its_path(amq: Any, data_home: Any) -> None:
-    if amq.broker != "local":
-        pytest.skip("the local store's path")
     session = make_session("local")
     try:
         assert session.display == f"local:{data_home}/amq/local.db"

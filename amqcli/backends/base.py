@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..broker.routing import Route
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishResult,
+    Queue,
 )
+from ..amqp.routing import Route
 
 
 class Subscription(Protocol):
@@ -27,7 +34,18 @@ class Subscription(Protocol):
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
         """Wait up to ``timeout`` seconds (None: forever) for messages; return those that
         arrived, at most ``most`` and never more than the prefetch allows, or ``[]`` on
-        timeout. Raises ``ConsumerCancelled`` if the broker cancelled the consumer."""
+        timeout. ``timeout=0`` does not wait but still services the connection (reads
+        what arrived, answers heartbeats). Raises ``ConsumerCancelled`` if the broker
+        cancelled the consumer."""
+
+    def keep_alive(self) -> None:
+        """Service the connection without waiting and without taking deliveries (they
+        stay buffered): call it at least every second while not fetching, for example
+        while waiting for a slow reader of stdout, so heartbeats are answered."""
+
+    def set_window(self, most: int) -> None:
+        """Change the channel-wide limit on unacknowledged deliveries (``basic.qos`` with
+        global; 0: none, the consumer's prefetch alone applies) for deliveries to come."""
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         """Acknowledge a delivery (with ``multiple``: every one up to it)."""
@@ -99,8 +117,10 @@ class Backend(Protocol):
         those (``unroutable``, ``nacked``), counted since the last flush."""
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False) -> Subscription:
-        """``basic.qos`` then ``basic.consume``."""
+                exclusive: bool = False, window: int = 0) -> Subscription:
+        """``basic.qos`` then ``basic.consume``. A ``window`` (not 0) also limits the
+        channel's unacknowledged deliveries from the start (``basic.qos`` global, set
+        before the consume: the lower limit applies); ``set_window`` changes it."""
 
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> Route:

@@ -7,31 +7,38 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import errors
-from ..broker.engine import Broker
-from ..config import default_store_path
-from ..broker.routing import Route
-from ..broker.engine import SWEEP_INTERVAL
-from ..broker.codec import shown
-from ..broker.publishing import REJECTED, UNROUTABLE
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.codec import shown
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishOutcome,
+    PublishResult,
+    Queue,
 )
+from ..amqp.routing import Route
+from ..broker.engine import SWEEP_INTERVAL, Broker
+from ..config import default_store_path
 
 
-def _result(outcomes: list[int], mandatory: bool = True) -> PublishResult:
+def _result(outcomes: list[PublishOutcome], mandatory: bool = True) -> PublishResult:
     """The tally of a publish; without ``mandatory`` nothing is told of unroutable ones
     (RabbitMQ returns them only to a mandatory publish)."""
-    unroutable = outcomes.count(UNROUTABLE) if mandatory else 0
-    return PublishResult(len(outcomes), unroutable, outcomes.count(REJECTED))
+    unroutable = outcomes.count(PublishOutcome.UNROUTABLE) if mandatory else 0
+    return PublishResult(len(outcomes), unroutable, outcomes.count(PublishOutcome.REJECTED))
 
 
 class LocalSubscription:
     def __init__(self, backend: LocalBackend, queue: str, prefetch: int, no_ack: bool,
-                 exclusive: bool) -> None:
+                 exclusive: bool, window: int = 0) -> None:
         self.backend = backend
         backend.channels += 1
         self.channel = backend.connection.channel(backend.channels)
+        self.channel.qos(window, global_=True)
         self.channel.qos(prefetch)
         self.tag = self.channel.consume(queue, no_ack=no_ack, exclusive=exclusive)
         self.queue = queue
@@ -49,6 +56,12 @@ class LocalSubscription:
                 return []
             self.backend.broker.sweep_if_due()
             store.wait_for_change(seen, min(left, SWEEP_INTERVAL))
+
+    def set_window(self, most: int) -> None:
+        self.channel.qos(most, global_=True)
+
+    def keep_alive(self) -> None:
+        self.backend.broker.sweep_if_due()  # no heartbeats: only the dead-process sweep
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         # The store hears of it with the next fetch (or the cancel): one transaction fewer
@@ -132,8 +145,8 @@ class LocalBackend:
         return PublishResult()  # each publish is one committed transaction: nothing waits
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False) -> LocalSubscription:
-        return LocalSubscription(self, queue, prefetch, no_ack, exclusive)
+                exclusive: bool = False, window: int = 0) -> LocalSubscription:
+        return LocalSubscription(self, queue, prefetch, no_ack, exclusive, window)
 
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> Route:

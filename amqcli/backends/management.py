@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 
 from .. import errors
-from ..broker.model import Binding, DestinationType, Exchange, ExchangeType, Queue
+from ..amqp.model import Binding, DestinationType, Exchange, ExchangeType, Queue
 from ..config import BrokerURL, mask_password
 
 ENV_MANAGEMENT_URL = "AMQ_MANAGEMENT_URL"

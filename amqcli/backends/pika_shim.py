@@ -1,13 +1,16 @@
-"""Field tables as RabbitMQ carries them, in pika: the one place amq changes pika's codec.
+"""pika's private parts that amq uses: the one module that reaches into them.
 
-pika 1.3-1.4 (checked: 1.4.4) cannot encode a float (``UnsupportedAMQPFieldException``,
-shown raw as ``None None - ([None, b'\\x01', b'f'], 1.5)``), decodes floats and doubles
-as integers (``long(struct.unpack(...))``: 1.5 arrives as 1), normalises decimals on the
-way out (``1.50`` leaves as ``1.5``) and lets ``struct.error`` escape for integers past 64
-bits or timestamps before 1970. The local broker keeps all of these (``broker/codec.py``),
-so without this module the same message reads differently on the two brokers.
+Checked against pika 1.3-1.4 (last checked: 1.4.4); ``pyproject.toml`` pins
+``pika>=1.3,<1.5``. ``tests/unit/test_shims.py`` fails, naming the missing attribute, when
+an installed pika lacks one of them (``tests/unit/test_pika_shim.py`` checks the codec's).
 
-It relies on these pika internals, replaced once by ``install()`` (idempotent):
+**Field tables as RabbitMQ carries them.** pika cannot encode a float
+(``UnsupportedAMQPFieldException``, shown raw as ``None None - ([None, b'\\x01', b'f'],
+1.5)``), decodes floats and doubles as integers (``long(struct.unpack(...))``: 1.5 arrives
+as 1), normalises decimals on the way out (``1.50`` leaves as ``1.5``) and lets
+``struct.error`` escape for integers past 64 bits or timestamps before 1970. The local
+broker keeps all of these (``amqp/codec.py``), so without this module the same message
+reads differently on the two brokers. It replaces, once, by ``install()`` (idempotent):
 
 - ``pika.data.encode_table`` / ``pika.data.decode_table``: what ``pika.spec`` calls for
   every table (``BasicProperties.headers``, declare/bind ``arguments``), looked up as
@@ -16,9 +19,22 @@ It relies on these pika internals, replaced once by ``install()`` (idempotent):
   value, looked up as globals of ``pika.data``, so nested tables and arrays go through the
   replacements too. Kinds this module does not change are decoded by pika's own function.
 
-``tests/unit/test_pika_shim.py`` fails, naming the missing piece, if an upgrade moves them.
 Values that cannot be encoded raise ``FieldError`` (a ``ValueError``) that says which
 header or argument and why, before anything is written to the socket.
+
+**The blocking adapter's insides**, for publishing in bulk and with many confirms
+outstanding (``backends/rabbitmq.py``), each behind one function here:
+
+- ``BlockingConnection._impl`` (the ``pika.connection.Connection`` underneath), its
+  ``_body_max_length`` (the body bytes a frame carries, set at ``connection.tune``) and
+  ``_output_marshaled_frames(frames)`` (write already framed bytes): ``body_frame_size``,
+  ``write_frames``;
+- ``BlockingConnection._flush_output(*waiters)``: pika's own I/O loop of its blocking
+  methods, returning once a waiter holds: ``wait_until``;
+- ``BlockingChannel._impl`` (the ``pika.channel.Channel``), whose ``confirm_delivery``
+  takes an ``ack_nack_callback`` (the blocking one only counts): ``select_confirms``;
+- ``BlockingChannel._closing_reason``: the exception a closed channel was closed by:
+  ``closing_reason``.
 """
 
 from __future__ import annotations
@@ -27,11 +43,16 @@ import calendar
 import datetime as dt
 import decimal
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pika.data
+import pika.frame
 
-from ..broker.codec import INT64, TIMESTAMP, amqp_decimal, shown
+from ..amqp.codec import INT64, TIMESTAMP, amqp_decimal, shown
+
+if TYPE_CHECKING:
+    from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 INT32 = (-(2**31), 2**31 - 1)
 _PIKA = {name: getattr(pika.data, name) for name in ("encode_value", "encode_table",
@@ -105,7 +126,9 @@ def _encode_decimal(pieces: list[bytes], value: decimal.Decimal, where: str) -> 
         value = amqp_decimal(value)
     except ValueError as err:
         raise FieldError(where, str(err)) from None
-    places = max(0, -value.as_tuple().exponent)
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # amqp_decimal refuses NaN and infinities
+    places = max(0, -exponent)
     unscaled = int(value.scaleb(places, decimal.Context(prec=20)))
     pieces.append(struct.pack(">cBi", b"D", places, unscaled))
     return 6
@@ -161,3 +184,34 @@ def uninstall() -> None:
     for name, function in _PIKA.items():
         setattr(pika.data, name, function)
     _installed.clear()
+
+
+# --- the blocking adapter's insides ----------------------------------------------------
+
+def body_frame_size(connection: BlockingConnection) -> int:
+    """The most body bytes one frame carries on this ``BlockingConnection`` (tuned)."""
+    size: int = connection._impl._body_max_length
+    return size
+
+
+def write_frames(connection: BlockingConnection, data: bytes) -> None:
+    """Hand already framed bytes to the connection's output, as pika writes its own."""
+    connection._impl._output_marshaled_frames([data])
+
+
+def wait_until(connection: BlockingConnection, condition: Callable[[], bool]) -> None:
+    """Process the connection's I/O until ``condition()`` holds (its callbacks run)."""
+    connection._flush_output(condition)
+
+
+def select_confirms(channel: BlockingChannel, on_ack_nack: Callable[[pika.frame.Method], None],
+                    on_selected: Callable[[pika.frame.Method], None]) -> None:
+    """``confirm.select`` on a ``BlockingChannel`` without its per-message bookkeeping:
+    ``on_ack_nack(frame)`` for each ``basic.ack``/``basic.nack``, ``on_selected`` once."""
+    channel._impl.confirm_delivery(ack_nack_callback=on_ack_nack, callback=on_selected)
+
+
+def closing_reason(channel: BlockingChannel) -> BaseException | None:
+    """The exception a closed ``BlockingChannel`` was closed by (None if none is known)."""
+    reason = getattr(channel, "_closing_reason", None)
+    return reason if isinstance(reason, BaseException) else None

@@ -17,21 +17,33 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
 from .. import errors
-from ..broker.engine import check_name
-from ..broker.model import (
-    Binding, DeclareOk, Delivery, DestinationType, Exchange, Message, Properties,
-    PublishResult, Queue,
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    Delivery,
+    DestinationType,
+    Exchange,
+    Message,
+    Properties,
+    PublishResult,
+    Queue,
 )
-from ..broker.routing import Route
+from ..amqp.names import check_name
+from ..amqp.routing import Route
 from ..config import BrokerURL
 from . import pika_shim
+
+if TYPE_CHECKING:
+    from .management import ManagementAPI
+
+T = TypeVar("T")
 
 pika_shim.install()  # floats, exact decimals and clear errors in pika's field tables
 
@@ -93,7 +105,7 @@ class RabbitSubscription:
     """A consumer: deliveries buffered by pika's callback, handed out by ``fetch``."""
 
     def __init__(self, backend: RabbitMQBackend, queue: str, prefetch: int, no_ack: bool,
-                 exclusive: bool) -> None:
+                 exclusive: bool, window: int = 0) -> None:
         self.backend = backend
         self.queue = queue
         self.channel: BlockingChannel = backend.call(lambda: backend.connection.channel())
@@ -101,20 +113,24 @@ class RabbitSubscription:
         self.cancelled = False
         self.channel.add_on_cancel_callback(self._on_cancel)
         self.channel.basic_qos(prefetch_count=prefetch)
+        if window:  # after the consumer's qos: RabbitMQ 3.10 drops a global limit set before
+            self.set_window(window)
         self.tag = backend.call(lambda: self.channel.basic_consume(
             queue, self._on_message, auto_ack=no_ack, exclusive=exclusive))
 
-    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+    def _on_message(self, _ch: BlockingChannel, method: pika.spec.Basic.Deliver,
+                    props: pika.BasicProperties, body: bytes) -> None:
         self.buffer.append(Delivery(method.delivery_tag, body, to_properties(props),
                                     method.exchange, method.routing_key,
                                     bool(method.redelivered), self.queue))
 
-    def _on_cancel(self, _frame: Any) -> None:
+    def _on_cancel(self, _frame: pika.frame.Method) -> None:
         self.cancelled = True
 
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self.backend.connection
+        self.keep_alive()
         while not self.buffer:
             if self.cancelled:
                 raise errors.ConsumerCancelled(
@@ -123,9 +139,15 @@ class RabbitSubscription:
             if left <= 0:
                 return []
             self.backend.call(partial(conn.process_data_events, time_limit=min(left, 1.0)))
-        self.backend.call(lambda: conn.process_data_events(time_limit=0))
         batch, self.buffer = self.buffer[:most], self.buffer[most:]
         return batch
+
+    def set_window(self, most: int) -> None:
+        self.backend.call(lambda: self.channel.basic_qos(prefetch_count=most, global_qos=True))
+
+    def keep_alive(self) -> None:
+        conn = self.backend.connection
+        self.backend.call(lambda: conn.process_data_events(time_limit=0))
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.backend.call(lambda: self.channel.basic_ack(delivery_tag, multiple))
@@ -158,6 +180,8 @@ class RabbitMQBackend:
         self._returned = 0
         self._nacked = 0
         self._pending_confirms = 0
+        self._confirmed_up_to = 0  # every publish up to this tag is confirmed
+        self._confirmed_early: set[int] = set()  # tags above it confirmed alone
         self._unsynced = False  # publishes written since the last round trip
         self._publishing: BlockingChannel | None = None  # the channel they went on
 
@@ -247,7 +271,7 @@ class RabbitMQBackend:
             self._channel.add_on_return_callback(self._on_return)
         return self._channel
 
-    def call(self, fn: Callable[[], Any]) -> Any:
+    def call(self, fn: Callable[[], T]) -> T:
         """Run a pika call, turning its exceptions into AmqErrors."""
         try:
             return fn()
@@ -329,12 +353,26 @@ class RabbitMQBackend:
     def _on_return(self, *_args: Any) -> None:
         self._returned += 1
 
-    def _on_confirm(self, frame: Any) -> None:
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        """Count what a basic.ack/nack settles. RabbitMQ confirms out of order (an
+        unroutable message at once, a routed one when its queues have it), so a tag
+        confirmed alone above the run confirmed so far is kept aside: a later ``multiple``
+        covers only the tags not confirmed yet."""
         method = frame.method
-        covered = 1
+        tag, early = method.delivery_tag, self._confirmed_early
         if method.multiple:
-            covered = method.delivery_tag - self._confirmed_up_to
-        self._confirmed_up_to = max(self._confirmed_up_to, method.delivery_tag)
+            below = {t for t in early if t <= tag}
+            covered = max(0, tag - self._confirmed_up_to - len(below))
+            early -= below
+            self._confirmed_up_to = max(self._confirmed_up_to, tag)
+        elif tag > self._confirmed_up_to and tag not in early:
+            covered = 1
+            early.add(tag)
+        else:
+            covered = 0
+        while self._confirmed_up_to + 1 in early:
+            self._confirmed_up_to += 1
+            early.remove(self._confirmed_up_to)
         self._pending_confirms -= covered
         if isinstance(method, pika.spec.Basic.Nack):
             self._nacked += covered
@@ -345,17 +383,18 @@ class RabbitMQBackend:
             return
         done: list[bool] = []
         self._confirmed_up_to = 0
+        self._confirmed_early = set()
+        self._pending_confirms = 0  # a new channel: what an old one left is not coming
         self._published = 0
-        ch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
-                                  callback=lambda _frame: done.append(True))
+        pika_shim.select_confirms(ch, self._on_confirm, lambda _frame: done.append(True))
         self._wait_until(lambda: bool(done))
         self._confirming = True
 
     def _wait_until(self, condition: Callable[[], bool]) -> None:
-        """Process I/O until ``condition()`` holds: pika's own wait (BlockingConnection's
-        ``_flush_output``, used by its blocking methods), which returns as soon as a
-        callback of the channel implementation satisfies it."""
-        self.call(lambda: self.connection._flush_output(condition))
+        """Process I/O until ``condition()`` holds: pika's own wait (the one its blocking
+        methods use), which returns as soon as a callback of the channel implementation
+        satisfies it."""
+        self.call(lambda: pika_shim.wait_until(self.connection, condition))
 
     def publish(self, exchange: str, messages: Sequence[Message], *,
                 confirm: bool = False, sync: bool = True,
@@ -377,8 +416,8 @@ class RabbitMQBackend:
     def flush_publishes(self) -> PublishResult:
         """A round trip on the channel: every return for what was published before it has
         arrived when its answer does (and a channel error shows here). What came back."""
-        if self._unsynced:
-            ch = self._publishing  # not self.channel: that would reopen a closed one
+        ch = self._publishing  # not self.channel: that would reopen a closed one
+        if self._unsynced and ch is not None:
             self._raise_if_closed(ch)
             try:
                 self.call(lambda: ch.basic_qos(prefetch_count=0))
@@ -426,7 +465,7 @@ class RabbitMQBackend:
         """A channel the broker closed under a stream of publishes: its reason, as an error."""
         if ch is not None and not ch.is_open:
             self._unsynced = False
-            reason = getattr(ch, "_closing_reason", None)
+            reason = pika_shim.closing_reason(ch)
             self._channel = None
             if isinstance(reason, Exception):
                 raise _broker_error(reason)
@@ -443,7 +482,7 @@ class RabbitMQBackend:
         a bulk send. Byte for byte what pika's ``basic_publish`` writes.
         """
         self._raise_if_closed(ch)
-        conn = self.connection._impl
+        conn = self.connection
         number = ch.channel_number
         try:
             method = pika.frame.Method(number, pika.spec.Basic.Publish(
@@ -455,7 +494,7 @@ class RabbitMQBackend:
         header = _HEADER_FRAME.pack
         head = _FRAME.pack
         header_size = 12 + len(encoded)
-        max_body = conn._body_max_length
+        max_body = pika_shim.body_frame_size(conn)
         out: list[bytes] = []
         for body in bodies:
             size = len(body)
@@ -464,21 +503,21 @@ class RabbitMQBackend:
                 chunk = body[start:start + max_body]
                 out += (head(3, number, len(chunk)), chunk, _FRAME_END)
             if len(out) > 20_000:
-                conn._output_marshaled_frames([b"".join(out)])
+                pika_shim.write_frames(conn, b"".join(out))
                 out.clear()
         if out:
-            conn._output_marshaled_frames([b"".join(out)])
+            pika_shim.write_frames(conn, b"".join(out))
 
     # --- consuming --------------------------------------------------------------------
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False) -> RabbitSubscription:
+                exclusive: bool = False, window: int = 0) -> RabbitSubscription:
         check_name("queue", queue)
-        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive)
+        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive, window)
 
     # --- listing ----------------------------------------------------------------------
 
-    def _management(self) -> Any:
+    def _management(self) -> ManagementAPI:
         from .management import ManagementAPI
         return ManagementAPI.for_url(self.url)
 
@@ -509,7 +548,7 @@ class RabbitMQBackend:
               headers: dict[str, Any] | None = None) -> Route:
         """The routing explainer on RabbitMQ: the topology the management API reports,
         run through the same matching rules as the local broker."""
-        from ..broker import routing
+        from ..amqp import routing
         api = self._management()
         exchanges = {x.name: x for x in api.exchanges()}
         if exchange not in exchanges:

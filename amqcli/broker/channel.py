@@ -15,15 +15,14 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
-from .codec import load_properties
-from . import lifecycle
-from .engine import (
-    auto_delete_queues, check_name, for_ids, queue_row, server_name, touch_queues, where,
-)
-from .model import Delivery, Properties
+from ..amqp.codec import load_properties
+from ..amqp.model import Delivery, Properties
+from ..amqp.names import check_name, server_name, where
+from .publishing import dead_letter
+from .rows import auto_delete_queues, for_ids, queue_row, remove_messages, touch_queues
 
 if TYPE_CHECKING:
     from .engine import Connection
@@ -221,7 +220,7 @@ class Channel:
                 "SELECT id, body, properties, exchange, routing_key FROM messages "
                 f"WHERE owner = ? AND id IN ({marks}) ORDER BY id",
                 (self.connection.id, *ids)).fetchall()
-            lifecycle.dead_letter(db, self.store, queue, rows, "rejected")
+            dead_letter(db, self.store, queue, rows, "rejected")
 
     def _flush_acks(self, db: sqlite3.Connection) -> None:
         if self._lazy_acks:
@@ -292,7 +291,7 @@ class Channel:
     # --- internals ----------------------------------------------------------------------
 
     def _claim(self, queue: str, most: int, no_ack: bool,
-               max_bytes: int = BATCH_BYTES) -> tuple[list[tuple], bool]:
+               max_bytes: int = BATCH_BYTES) -> tuple[list[tuple[Any, ...]], bool]:
         """Take up to ``most`` ready messages of a queue (``max_bytes`` of bodies, or
         one), in delivery order; and whether the byte bound left some of ``most`` out."""
         with self.store.transaction(notify=False) as db:
@@ -310,7 +309,7 @@ class Channel:
         return rows, cut
 
     def _head(self, db: sqlite3.Connection, queue: str, most: int,
-              max_bytes: int) -> tuple[list[tuple], bool]:
+              max_bytes: int) -> tuple[list[tuple[Any, ...]], bool]:
         """The first ``most`` ready messages, as many as fit in ``max_bytes`` (at least
         one); expired ones met on the way are expired (dead-lettered), as each would be
         on reaching the head. Sizes are read first (``length`` of a blob reads no body),
@@ -343,11 +342,11 @@ class Channel:
                 "SELECT id, body, properties, exchange, routing_key, expires FROM messages "
                 f"WHERE id IN ({','.join('?' * len(part))}) ORDER BY priority DESC, id",
                 part).fetchall()
-            lifecycle.remove(db, part)
+            remove_messages(db, part)
             for r in rows:
-                lifecycle.dead_letter(db, self.store, queue, [r[:5]], "expired", r[5])
+                dead_letter(db, self.store, queue, [r[:5]], "expired", r[5])
 
-    def _tag(self, rows: list[tuple], queue: str, consumer: str | None) -> list[Delivery]:
+    def _tag(self, rows: list[tuple[Any, ...]], queue: str, consumer: str | None) -> list[Delivery]:
         """Number claimed rows with delivery tags; remember them unless no-ack."""
         out = []
         props_cache: dict[str | None, Properties] = {}

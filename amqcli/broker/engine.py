@@ -21,64 +21,39 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..amqp.model import (
+    Binding,
+    DeclareOk,
+    DestinationType,
+    Exchange,
+    ExchangeType,
+    Message,
+    Properties,
+    PublishOutcome,
+    Queue,
+)
+from ..amqp.names import check_name, server_name, where
 from . import process
 from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
-from .model import (
-    Binding, DeclareOk, DestinationType, Exchange, ExchangeType,
-    Message, Properties, Queue,
+from .rows import (
+    auto_delete_exchanges,
+    auto_delete_queues,
+    counts,
+    delete_exchange_rows,
+    delete_queue_rows,
+    dump_table,
+    get_exchange,
+    load_table,
+    queue_row,
+    touch_queues,
 )
 from .store import Store
 
 if TYPE_CHECKING:
-    from . import routing
+    from ..amqp import routing
+    from .channel import Channel
 
-MAX_NAME_BYTES = 255
 SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
-
-
-def server_name(prefix: str) -> str:
-    """``amq.gen-...``/``amq.ctag-...``: RabbitMQ's server-generated names."""
-    import base64
-    return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-
-
-def check_name(kind: str, name: str) -> str:
-    """Strip CR/LF as RabbitMQ does; refuse names over 255 bytes (AMQP short strings) and
-    names that are not UTF-8 (bytes, or a str with the lone surrogates of undecodable argv)."""
-    if not isinstance(name, str):
-        try:
-            name = bytes(name).decode("utf-8")
-        except UnicodeDecodeError:
-            name = bytes(name).decode("utf-8", "surrogateescape")
-    name = name.replace("\r", "").replace("\n", "")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise errors.UsageError(f"{kind} name '{shown}' is not valid UTF-8") from None
-    if size > MAX_NAME_BYTES:
-        raise errors.UsageError(f"{kind} name is {size} bytes long; AMQP allows at most 255")
-    return name
-
-
-def where(kind: str, name: str) -> str:
-    return f"{kind} '{name}' in vhost '/'"
-
-
-def _json(value: dict[str, Any]) -> str:
-    import json
-
-    from .codec import to_json_value
-    return json.dumps(to_json_value(value), sort_keys=True, separators=(",", ":"))
-
-
-def _unjson(text: str) -> dict[str, Any]:
-    if not text or text == "{}":
-        return {}
-    import json
-
-    from .codec import from_json_value
-    return from_json_value(json.loads(text))
 
 
 def locked(name: str) -> errors.BrokerError:
@@ -107,6 +82,7 @@ class Broker:
             cur = db.execute(
                 "INSERT INTO connections (pid, started, name, created) VALUES (?, ?, ?, ?)",
                 (pid, started, name, time.time()))
+        assert cur.lastrowid is not None  # an INSERT sets it
         return Connection(self, cur.lastrowid)
 
     def sweep(self) -> int:
@@ -121,7 +97,7 @@ class Broker:
                     release_connection(db, cid)
         if self.store.read("SELECT 1 FROM queues WHERE expiring = 1 "
                            "OR arguments LIKE '%x-expires%' LIMIT 1"):
-            from . import lifecycle
+            from . import lifecycle  # here: a start that publishes expires nothing
             with self.store.transaction() as db:
                 lifecycle.expire(db, self.store)
         return len(dead)
@@ -146,120 +122,6 @@ class Broker:
 
 
 # --- helpers on an open transaction -------------------------------------------------
-
-def get_exchange(db: sqlite3.Connection, name: str) -> Exchange | None:
-    row = db.execute(
-        "SELECT name, type, durable, auto_delete, internal, arguments FROM exchanges "
-        "WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        return None
-    return Exchange(row[0], ExchangeType(row[1]), bool(row[2]), bool(row[3]), bool(row[4]),
-                    _unjson(row[5]))
-
-
-def queue_row(db: sqlite3.Connection, name: str) -> dict[str, Any] | None:
-    row = db.execute(
-        "SELECT durable, exclusive_owner, auto_delete, arguments, had_consumer FROM queues "
-        "WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        return None
-    return {"durable": bool(row[0]), "owner": row[1], "auto_delete": bool(row[2]),
-            "arguments": _unjson(row[3]), "had_consumer": bool(row[4])}
-
-
-def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
-    rows = db.execute(
-        "SELECT destination, destination_type, routing_key, arguments FROM bindings "
-        "WHERE source = ?", (source,)).fetchall()
-    return [Binding(source, d, DestinationType(t), k, _unjson(a)) for d, t, k, a in rows]
-
-
-def for_ids(db: sqlite3.Connection, sql: str, params: tuple, ids: list[int]) -> None:
-    """Run ``sql`` (ending in ``WHERE ... AND``) for rows by id: ``id BETWEEN`` for each
-    run of consecutive ids (the usual case: one consumer, FIFO), ``id IN`` for the rest."""
-    ids = sorted(ids)
-    if ids and ids[-1] - ids[0] == len(ids) - 1:
-        db.execute(f"{sql} id BETWEEN ? AND ?", (*params, ids[0], ids[-1]))
-        return
-    singles: list[int] = []
-    i, n = 0, len(ids)
-    while i < n:
-        j = i
-        while j + 1 < n and ids[j + 1] == ids[j] + 1:
-            j += 1
-        if j - i >= 3:
-            db.execute(f"{sql} id BETWEEN ? AND ?", (*params, ids[i], ids[j]))
-        else:
-            singles.extend(ids[i:j + 1])
-        i = j + 1
-    for k in range(0, len(singles), 500):
-        chunk = singles[k:k + 500]
-        db.execute(f"{sql} id IN ({','.join('?' * len(chunk))})", (*params, *chunk))
-
-
-def counts(db: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
-    """(ready, unacked, consumers) of a queue."""
-    ready = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
-                       (queue,)).fetchone()[0]
-    row = db.execute("SELECT unacked FROM queues WHERE name = ?", (queue,)).fetchone()
-    unacked = row[0] if row else 0
-    consumers = db.execute("SELECT COUNT(*) FROM consumers WHERE queue = ?",
-                           (queue,)).fetchone()[0]
-    return ready, unacked, consumers
-
-
-def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
-    """Delete a queue with its messages, bindings and consumers; the ready count it had."""
-    ready = db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL",
-                       (name,)).rowcount
-    row = db.execute("SELECT unacked FROM queues WHERE name = ?", (name,)).fetchone()
-    if row and row[0]:  # held by consumers: no index leads there, so scan
-        db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NOT NULL", (name,))
-    sources = [r[0] for r in db.execute(
-        "SELECT DISTINCT source FROM bindings WHERE destination_type = 'queue' "
-        "AND destination = ?", (name,))]
-    db.execute("DELETE FROM bindings WHERE destination_type = 'queue' AND destination = ?",
-               (name,))
-    db.execute("DELETE FROM consumers WHERE queue = ?", (name,))
-    db.execute("DELETE FROM queues WHERE name = ?", (name,))
-    auto_delete_exchanges(db, sources)
-    return ready
-
-
-def auto_delete_exchanges(db: sqlite3.Connection, names: Sequence[str]) -> None:
-    """Delete auto-delete exchanges among ``names`` that are no longer the source of a binding."""
-    for name in names:
-        row = db.execute("SELECT auto_delete FROM exchanges WHERE name = ?", (name,)).fetchone()
-        if row and row[0] and not db.execute(
-                "SELECT 1 FROM bindings WHERE source = ? LIMIT 1", (name,)).fetchone():
-            delete_exchange_rows(db, name)
-
-
-def delete_exchange_rows(db: sqlite3.Connection, name: str) -> None:
-    sources = [r[0] for r in db.execute(
-        "SELECT DISTINCT source FROM bindings WHERE destination_type = 'exchange' "
-        "AND destination = ?", (name,))]
-    db.execute("DELETE FROM bindings WHERE source = ? OR "
-               "(destination_type = 'exchange' AND destination = ?)", (name, name))
-    db.execute("DELETE FROM exchanges WHERE name = ?", (name,))
-    auto_delete_exchanges(db, [s for s in sources if s != name])
-
-
-def touch_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
-    """Mark queues as used now (the x-expires clock restarts when consumers go)."""
-    db.executemany("UPDATE queues SET last_used = ? WHERE name = ?",
-                   [(time.time(), n) for n in set(names)])
-
-
-def auto_delete_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
-    """Delete auto-delete queues among ``names`` that had consumers and have none left."""
-    for name in set(names):
-        row = db.execute("SELECT auto_delete, had_consumer FROM queues WHERE name = ?",
-                         (name,)).fetchone()
-        if row and row[0] and row[1] and not db.execute(
-                "SELECT 1 FROM consumers WHERE queue = ? LIMIT 1", (name,)).fetchone():
-            delete_queue_rows(db, name)
-
 
 def release_connection(db: sqlite3.Connection, cid: int, dead: bool = True) -> None:
     """What RabbitMQ does when a connection closes: requeue its unacked deliveries, drop its
@@ -293,12 +155,12 @@ class Connection:
         self.store = broker.store
         self.id = cid
         self.closed = False
-        self._channels: dict[int, Any] = {}
+        self._channels: dict[int, Channel] = {}
 
     # --- channels ---------------------------------------------------------------------
 
-    def channel(self, number: int = 1) -> Any:
-        from .channel import Channel
+    def channel(self, number: int = 1) -> Channel:
+        from .channel import Channel  # here: `amq send` opens no channel
         ch = self._channels.get(number)
         if ch is None or ch.closed:
             ch = self._channels[number] = Channel(self, number)
@@ -345,18 +207,18 @@ class Connection:
                 self._check_owner(name, row)
                 if (row["owner"] is not None) != exclusive:
                     raise locked(name)
-                from . import args as qargs
+                from ..amqp import args as qargs
                 wanted = {"durable": durable and not exclusive, "auto_delete": auto_delete}
                 qargs.check_queue_equivalent(name, row["arguments"], row, arguments, wanted)
             else:
-                from . import args as qargs
+                from ..amqp import args as qargs
                 qargs.validate_queue_arguments(name, arguments, durable=durable,
                                                exclusive=exclusive, auto_delete=auto_delete)
                 db.execute(
                     "INSERT INTO queues (name, durable, exclusive_owner, auto_delete, "
                     "arguments, last_used) VALUES (?, ?, ?, ?, ?, ?)",
                     (name, durable and not exclusive, self.id if exclusive else None,
-                     auto_delete, _json(arguments), time.time()))
+                     auto_delete, dump_table(arguments), time.time()))
             db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), name))
             ready, _unacked, consumers = counts(db, name)
         return DeclareOk(name, ready, consumers)
@@ -417,7 +279,7 @@ class Connection:
                 have = {"type": current.type.value, "durable": current.durable,
                         "auto_delete": current.auto_delete, "internal": current.internal,
                         "arguments": current.arguments}
-                from . import args as qargs
+                from ..amqp import args as qargs
                 qargs.check_exchange_equivalent(name, have, wanted)
                 return
             if name.startswith("amq."):
@@ -426,7 +288,7 @@ class Connection:
             db.execute(
                 "INSERT INTO exchanges (name, type, durable, auto_delete, internal, arguments) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, type, durable, auto_delete, internal, _json(arguments)))
+                (name, type, durable, auto_delete, internal, dump_table(arguments)))
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         name = check_name("exchange", name)
@@ -466,7 +328,7 @@ class Connection:
         with self.store.transaction() as db:
             x = self._binding_ends(db, source, destination, destination_type)
             if x.type is ExchangeType.HEADERS:
-                from . import routing
+                from ..amqp import routing
                 mode = arguments.get("x-match", "all")
                 if mode not in routing.X_MATCH_MODES:
                     shown = mode if isinstance(mode, str) else repr(mode)
@@ -476,7 +338,7 @@ class Connection:
             db.execute(
                 "INSERT OR IGNORE INTO bindings (source, destination, destination_type, "
                 "routing_key, arguments) VALUES (?, ?, ?, ?, ?)",
-                (source, destination, destination_type.value, routing_key, _json(arguments)))
+                (source, destination, destination_type.value, routing_key, dump_table(arguments)))
 
     def unbind(self, source: str, destination: str, routing_key: str = "",
                arguments: dict[str, Any] | None = None,
@@ -489,7 +351,7 @@ class Connection:
         if source == "" or (destination_type is DestinationType.EXCHANGE and destination == ""):
             raise errors.AccessRefused("operation not permitted on the default exchange")
         key = (source, destination, destination_type.value, routing_key,
-               _json(dict(arguments or {})))
+               dump_table(dict(arguments or {})))
         match = ("source = ? AND destination = ? AND destination_type = ? AND "
                  "routing_key = ? AND arguments = ?")
         with self.store.transaction() as db:
@@ -502,10 +364,10 @@ class Connection:
 
     # --- publishing -------------------------------------------------------------------
 
-    def publish(self, exchange: str, messages: Sequence[Message]) -> list[int]:
+    def publish(self, exchange: str, messages: Sequence[Message]) -> list[PublishOutcome]:
         """Route and enqueue messages published to one exchange, in one transaction.
 
-        Returns one outcome per message: ``ROUTED``, ``UNROUTABLE`` (dropped; the caller
+        Returns one ``PublishOutcome`` per message: ``ROUTED``, ``UNROUTABLE`` (dropped; the caller
         reports or returns it) or ``REJECTED`` (refused by a queue: a nack). Consecutive
         messages with the same routing key and properties are routed once.
         """
@@ -520,12 +382,12 @@ class Connection:
         return self._publish(exchange, groups)
 
     def publish_bodies(self, exchange: str, routing_key: str, properties: Properties,
-                       bodies: Sequence[bytes]) -> list[int]:
+                       bodies: Sequence[bytes]) -> list[PublishOutcome]:
         """``publish`` for many bodies with one routing key and one set of properties."""
         return self._publish(exchange, [(routing_key, properties, bodies)])
 
     def _publish(self, exchange: str,
-                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         exchange = check_name("exchange", exchange)
         limit = self.broker.max_message_size
         for i, (key, props, bodies) in enumerate(groups):
@@ -538,7 +400,7 @@ class Connection:
         return self._enqueue(exchange, groups)
 
     def _enqueue(self, exchange: str,
-                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[int]:
+                 groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         with self.store.transaction() as db:
             return enqueue(db, self.store, Router(db, exchange), groups)
 
@@ -552,14 +414,14 @@ class Connection:
             "q.unacked, "
             "(SELECT COUNT(*) FROM consumers c WHERE c.queue = q.name) "
             "FROM queues q ORDER BY q.name")
-        return [Queue(n, bool(d), o is not None, bool(a), _unjson(args), r, u, c)
+        return [Queue(n, bool(d), o is not None, bool(a), load_table(args), r, u, c)
                 for n, d, o, a, args, r, u, c in rows]
 
     def list_exchanges(self) -> list[Exchange]:
         rows = self.store.read(
             "SELECT name, type, durable, auto_delete, internal, arguments FROM exchanges "
             "ORDER BY name")
-        return [Exchange(n, ExchangeType(t), bool(d), bool(a), bool(i), _unjson(args))
+        return [Exchange(n, ExchangeType(t), bool(d), bool(a), bool(i), load_table(args))
                 for n, t, d, a, i, args in rows]
 
     def list_bindings(self) -> list[Binding]:
@@ -569,7 +431,7 @@ class Connection:
         rows = self.store.read(
             "SELECT source, destination, destination_type, routing_key, arguments "
             "FROM bindings ORDER BY source, destination_type, destination, routing_key")
-        return implicit + [Binding(s, d, DestinationType(t), k, _unjson(a))
+        return implicit + [Binding(s, d, DestinationType(t), k, load_table(a))
                            for s, d, t, k, a in rows]
 
     def route(self, exchange: str, routing_key: str,

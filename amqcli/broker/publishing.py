@@ -1,27 +1,30 @@
 """Putting messages into queues inside one store transaction: routing with the topology
-read once, priorities and TTLs from the queues' arguments, length limits, and the
-batched INSERTs that make bulk publishing fast.
+read once, priorities and TTLs from the queues' arguments, length limits (``x-max-length``,
+``x-max-length-bytes``, ``x-overflow``), and the batched INSERTs that make bulk publishing
+fast. Dead-lettering lives here too: it republishes to a dead-letter exchange with the same
+rules, and a length limit dead-letters, so the two call each other.
 
-Used by ``Connection.publish`` and by dead-lettering (``lifecycle.py``), which republishes
-to a dead-letter exchange with the same rules.
+Used by ``Connection.publish``, by the channel (rejects, expiry on delivery) and by
+``lifecycle.py`` (expiry). RabbitMQ docs: Queue Length Limit; Dead Letter Exchanges.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
-from .codec import dump_properties
-from .model import Binding, DestinationType, Exchange, Properties
+from ..amqp.codec import dump_properties, load_properties
+from ..amqp.model import Binding, DestinationType, Exchange, Properties, PublishOutcome
+from .rows import bindings_from, get_exchange, queue_row, remove_messages
 
 if TYPE_CHECKING:
-    from . import routing
+    from ..amqp import routing
     from .store import Store
 
-ROUTED, UNROUTABLE, REJECTED = 0, 1, 2  # the outcome of one published message
 MAX_MESSAGE_SIZE = 128 * 1024 * 1024  # RabbitMQ 3.8-3.13's default max_message_size
 LARGEST_MAX_MESSAGE_SIZE = 512 * 1024 * 1024  # the most RabbitMQ lets it be set to
 Group = tuple[str, Properties, Sequence[bytes]]  # routing key, properties, bodies
@@ -106,13 +109,11 @@ class Router:
 
     def get_exchange(self, name: str) -> Exchange | None:
         if name not in self._exchanges:
-            from .engine import get_exchange
             self._exchanges[name] = get_exchange(self.db, name)
         return self._exchanges[name]
 
     def get_bindings(self, name: str) -> list[Binding]:
         if name not in self._bindings:
-            from .engine import bindings_from
             self._bindings[name] = bindings_from(self.db, name)
             if name == "":
                 self._bindings[name] = [Binding("", q, DestinationType.QUEUE, q) for (q,) in
@@ -121,7 +122,6 @@ class Router:
 
     def queue(self, name: str) -> dict[str, Any] | None:
         if name not in self._queues:
-            from .engine import queue_row
             self._queues[name] = queue_row(self.db, name)
         return self._queues[name]
 
@@ -139,7 +139,7 @@ class Router:
         return found
 
     def explain(self, routing_key: str, headers: dict[str, Any] | None) -> routing.Route:
-        from . import routing
+        from ..amqp import routing
         if self.exchange == "":
             keys = routing.routing_keys(routing_key, headers)
             found = [k for k in keys if self.queue(k) is not None]
@@ -174,33 +174,166 @@ def insert(db: sqlite3.Connection, store: Store, sql: str, bodies: Sequence[byte
 
 def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequence[Group],
             now: float | None = None,
-            keep: Callable[[str, Properties], bool] | None = None) -> list[int]:
+            keep: Callable[[str, Properties], bool] | None = None) -> list[PublishOutcome]:
     """Put each group's bodies into the queues its routing key reaches; one outcome per
     body. ``keep(queue, properties)`` can veto a target (dead-letter cycles)."""
-    from . import lifecycle
     now = time.time() if now is None else now
-    outcomes: list[int] = []
+    outcomes: list[PublishOutcome] = []
     for routing_key, props, bodies in groups:
         expiration = parse_expiration(props.expiration)
         targets = router.queues(routing_key, props.headers)
         if keep is not None:
             targets = [q for q in targets if keep(q, props)]
         if not targets:
-            outcomes.extend([UNROUTABLE] * len(bodies))
+            outcomes.extend([PublishOutcome.UNROUTABLE] * len(bodies))
             continue
         stored = stored_properties(props)
         refused: set[int] = set()
         for q in targets:
             priority, expires = router.placement(q, props.priority, expiration, now)
             sql = insert_sql(q, priority, expires, router.exchange, routing_key, stored)
-            limits = lifecycle.Limits.of(router.arguments(q))
+            limits = Limits.of(router.arguments(q))
             if limits is None:
                 insert(db, store, sql, bodies)
             else:
-                refused |= lifecycle.enqueue_limited(db, store, q, limits, sql, bodies,
+                refused |= enqueue_limited(db, store, q, limits, sql, bodies,
                                                      routing_key, router.exchange, stored, now)
             if expires is not None:
                 db.execute("UPDATE queues SET expiring = 1 WHERE name = ? AND expiring = 0",
                            (q,))
-        outcomes.extend(REJECTED if i in refused else ROUTED for i in range(len(bodies)))
+        outcomes.extend(PublishOutcome.REJECTED if i in refused else PublishOutcome.ROUTED
+                        for i in range(len(bodies)))
     return outcomes
+
+
+# --- length limits ---------------------------------------------------------------
+
+# Rows as dead-lettering needs them: (id, body, properties JSON, exchange, routing key).
+Row = tuple[int, bytes, str | None, str, str]
+
+
+class Limits(NamedTuple):
+    max_length: int | None
+    max_bytes: int | None
+    overflow: str  # drop-head, reject-publish or reject-publish-dlx
+
+    @classmethod
+    def of(cls, arguments: dict[str, Any]) -> Limits | None:
+        max_length = arguments.get("x-max-length")
+        max_bytes = arguments.get("x-max-length-bytes")
+        if max_length is None and max_bytes is None:
+            return None
+        return cls(max_length, max_bytes, arguments.get("x-overflow", "drop-head"))
+
+    def over(self, count: int, size: int) -> bool:
+        return (self.max_length is not None and count > self.max_length) or \
+            (self.max_bytes is not None and size > self.max_bytes)
+
+
+def _ready(db: sqlite3.Connection, queue: str) -> tuple[int, int]:
+    """(count, body bytes) of a queue's ready messages."""
+    count, size = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM messages "
+        "WHERE queue = ? AND owner IS NULL", (queue,)).fetchone()
+    return count, size
+
+
+def enqueue_limited(db: sqlite3.Connection, store: Store, queue: str, limits: Limits, sql: str,
+                    bodies: Sequence[bytes], routing_key: str, exchange: str,
+                    properties: str | None, now: float) -> set[int]:
+    """Enqueue into a queue with a length limit; the indexes of the bodies it refused."""
+    if limits.overflow == "drop-head":
+        insert(db, store, sql, bodies)
+        trim(db, store, queue, limits, now)
+        return set()
+    count, size = _ready(db, queue)
+    accepted, refused = [], set()
+    for i, body in enumerate(bodies):
+        if limits.over(count + 1, size + len(body)):
+            refused.add(i)
+        else:
+            accepted.append(body)
+            count, size = count + 1, size + len(body)
+    if accepted:
+        insert(db, store, sql, accepted)
+    if refused and limits.overflow == "reject-publish-dlx":
+        rows = [(0, bodies[i], properties, exchange, routing_key) for i in sorted(refused)]
+        dead_letter(db, store, queue, rows, "maxlen", now)
+    return refused
+
+
+def trim(db: sqlite3.Connection, store: Store, queue: str, limits: Limits, now: float) -> None:
+    """drop-head: remove (dead-letter) messages from the head until within the limits."""
+    count, size = _ready(db, queue)
+    if not limits.over(count, size):
+        return
+    dropped: list[Row] = []
+    for row in db.execute(
+            "SELECT id, body, properties, exchange, routing_key FROM messages "
+            "WHERE queue = ? AND owner IS NULL ORDER BY priority DESC, id", (queue,)):
+        if not limits.over(count, size):
+            break
+        dropped.append(row)
+        count, size = count - 1, size - len(row[1])
+    remove_messages(db, [r[0] for r in dropped])
+    dead_letter(db, store, queue, dropped, "maxlen", now)
+
+
+# --- dead letters ---------------------------------------------------------------------
+
+def _death_headers(props: Properties, queue: str, reason: str, exchange: str,
+                   routing_keys: list[str], now: float) -> dict[str, Any]:
+    """The message's headers with this death recorded, as RabbitMQ writes them."""
+    headers = dict(props.headers or {})
+    deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
+    for i, death in enumerate(deaths):
+        if death.get("queue") == queue and death.get("reason") == reason:
+            updated = dict(death, count=int(death.get("count", 1)) + 1)
+            deaths = [updated] + deaths[:i] + deaths[i + 1:]
+            break
+    else:
+        entry: dict[str, Any] = {
+            "count": 1, "reason": reason, "queue": queue,
+            "time": dt.datetime.fromtimestamp(int(now), dt.UTC),
+            "exchange": exchange, "routing-keys": routing_keys,
+        }
+        if props.expiration is not None:
+            entry["original-expiration"] = props.expiration
+        deaths = [entry] + deaths
+    headers["x-death"] = deaths
+    for key, value in (("queue", queue), ("reason", reason), ("exchange", exchange)):
+        headers.setdefault(f"x-first-death-{key}", value)
+        headers[f"x-last-death-{key}"] = value
+    return headers
+
+
+def dead_letter(db: sqlite3.Connection, store: Store, queue: str, rows: Sequence[Row],
+                reason: str, now: float | None = None) -> None:
+    """Republish messages leaving ``queue`` for ``reason`` (rejected, expired, maxlen) to
+    its dead-letter exchange, if it has one; without one they are simply gone."""
+    q = queue_row(db, queue)
+    dlx = (q or {"arguments": {}})["arguments"].get("x-dead-letter-exchange")
+    if dlx is None or not rows:
+        return
+    dlrk = q["arguments"].get("x-dead-letter-routing-key") if q else None
+    router = Router(db, dlx, checked=False)
+    if router.missing:
+        return  # a missing dead-letter exchange drops the message, silently
+    now = time.time() if now is None else now
+    for _mid, body, stored, exchange, routing_key in rows:
+        props = load_properties(stored)
+        cc = (props.headers or {}).get("CC")
+        keys = [routing_key] + [k for k in cc or [] if isinstance(k, str)]
+        headers = _death_headers(props, queue, reason, exchange, keys, now)
+        if dlrk is not None:
+            headers.pop("CC", None)
+        new = props._replace(headers=headers, expiration=None)
+        deaths = headers["x-death"]
+        seen = {d.get("queue") for d in deaths}
+        rejected = any(d.get("reason") == "rejected" for d in deaths)
+
+        def keep(target: str, _props: Properties, rejected: bool = rejected,
+                 seen: set[Any] = seen) -> bool:
+            return rejected or target not in seen  # a cycle without a rejection is dropped
+        enqueue(db, store, router, [(dlrk if dlrk is not None else routing_key, new, [body])],
+                now, keep)

@@ -18,6 +18,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .. import config, errors
 
@@ -197,7 +198,7 @@ class Store:
                 for statement in SCHEMA.split(";\n"):  # no ";" inside a statement
                     if statement.strip():
                         db.execute(statement)
-                from .model import PREDECLARED_EXCHANGES
+                from ..amqp.model import PREDECLARED_EXCHANGES
                 db.executemany(
                     "INSERT OR IGNORE INTO exchanges (name, type, durable) VALUES (?, ?, 1)",
                     PREDECLARED_EXCHANGES.items())
@@ -277,7 +278,7 @@ class Store:
     def set_next_message_id(db: sqlite3.Connection, value: int) -> None:
         db.execute("UPDATE meta SET value = ? WHERE key = 'next_message_id'", (value,))
 
-    def read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+    def read(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query outside any write transaction."""
         with self._lock:
             try:

@@ -1,8 +1,9 @@
-"""The ``amq`` command: the typer command tree and the one place errors become exit codes.
+"""The ``amq`` command: loading the command tree, and the one place errors become exit codes.
 
-The command modules register themselves on ``app``; they turn flags into typed values
-and call a backend. ``main`` runs the tree and maps every ``AmqError`` (and Ctrl+C, and a
-closed stdout) to one line on stderr and an ``ExitStatus``.
+The command modules register themselves on ``app.app`` (``cli/app.py``); they turn flags
+into typed values and call a backend. ``run`` loads the command a line names and runs it,
+mapping every ``AmqError`` (and Ctrl+C, and a closed stdout) to one line on stderr and an
+``ExitStatus``; ``main`` is the console script.
 """
 
 from __future__ import annotations
@@ -11,65 +12,20 @@ import os
 import re
 import signal
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand
 
 from .. import errors
 from ..errors import ExitStatus
+from .app import APP_SETTINGS, CommandLine
+from .app import app as root_app
 from .env import Environment
+from .typer_shim import ClickException, Context
 
-try:
-    from typer._click.exceptions import ClickException  # typer vendors click from 0.2x on
-except ImportError:  # pragma: no cover - typer on the click package
-    from click import ClickException  # type: ignore[no-redef]
-
-APP_SETTINGS: dict[str, Any] = {
-    "name": "amq",
-    "help": "AMQP 0-9-1 messaging from the command line: a built-in local broker, or RabbitMQ "
-         "with --url amqp://...",
-    "no_args_is_help": True,
-    "add_completion": False,
-    "pretty_exceptions_enable": False,
-    "pretty_exceptions_show_locals": False,  # locals would show passwords
-    "rich_markup_mode": None,
-    "context_settings": {"help_option_names": ["-h", "--help"]},
-}
-app = typer.Typer(**APP_SETTINGS)
-
-
-def _show_version(value: bool) -> None:
-    """``--version``: the installed package's version (its metadata, the one copy)."""
-    if value:
-        from .. import __version__
-        print(f"amq {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    url: Annotated[str | None, typer.Option(
-        "--url", "-u", metavar="URL",
-        help="Broker: local (default), local:PATH, amqp://user:pass@host:port/vhost, "
-             "amqps://... [env AMQ_URL]")] = None,
-    broker: Annotated[str | None, typer.Option(
-        "--broker", "-b", metavar="NAME",
-        help="A broker profile of the config file (amq/config.toml) [env AMQ_BROKER]")] = None,
-    _version: Annotated[bool, typer.Option(
-        "--version", "-V", is_eager=True, callback=_show_version,
-        help="Print amq's version and exit.")] = False,
-) -> None:
-    env: Environment = ctx.ensure_object(Environment)
-    if url is not None:
-        env.url = url
-    if broker is not None:
-        env.broker = broker
-
-
-def env_of(ctx: typer.Context) -> Environment:
-    return ctx.find_object(Environment) or ctx.ensure_object(Environment)
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 # Which module registers each top-level command: a one-shot command imports only its own.
@@ -86,7 +42,7 @@ class Command(TyperCommand):
     """A command whose usage line reads like the README (``amq bind EXCHANGE QUEUE``):
     typer writes required arguments as ``{EXCHANGE}``, a notation no other help uses."""
 
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
         return [_BRACED.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
 
 
@@ -104,14 +60,14 @@ def _plain_usage(tree: typer.Typer) -> None:
 
 
 def load_commands(word: str | None = None) -> typer.Typer:
-    """Import the module of command ``word`` (all of them for anything else); the app."""
+    """Import the module of command ``word`` (all of them for anything else); the tree."""
     import importlib
     wanted = [COMMAND_MODULES[word]] if word in COMMAND_MODULES else \
         list(dict.fromkeys(COMMAND_MODULES.values()))
     for module in wanted:
         importlib.import_module(f"{__name__}.{module}")
-    _plain_usage(app)
-    return app
+    _plain_usage(root_app)
+    return root_app
 
 
 def _report(env: Environment, err: errors.AmqError) -> None:
@@ -130,7 +86,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _terminate(_signo: int, _frame: Any) -> None:
+def _terminate(_signo: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -166,12 +122,12 @@ def app_for(argv: list[str]) -> typer.Typer:
         word = "--version"  # no command module to load, no command to build
     else:
         load_commands(word)
-    commands = [c for c in app.registered_commands if c.name == word]
-    groups = [g for g in app.registered_groups if g.name == word]
+    commands = [c for c in root_app.registered_commands if c.name == word]
+    groups = [g for g in root_app.registered_groups if g.name == word]
     if not commands and not groups and word != "--version":
-        return app
+        return root_app
     trimmed = typer.Typer(**APP_SETTINGS)
-    trimmed.registered_callback = app.registered_callback
+    trimmed.registered_callback = root_app.registered_callback
     trimmed.registered_commands = commands
     trimmed.registered_groups = groups
     return trimmed
@@ -182,6 +138,7 @@ def run(argv: list[str] | None, env: Environment) -> ExitStatus:
     code = ExitStatus.OK
     if argv is None:
         argv = sys.argv[1:]
+    env.command_line = COMMAND_LINE  # for the shell's lines
     try:
         from .parsing import require_utf8
         command = require_utf8(typer.main.get_command(app_for(argv)))
@@ -219,6 +176,9 @@ def run(argv: list[str] | None, env: Environment) -> ExitStatus:
         except KeyboardInterrupt:
             code = ExitStatus.INTERRUPTED
     return code
+
+
+COMMAND_LINE = CommandLine(load_commands, run)
 
 
 def main(argv: list[str] | None = None) -> None:

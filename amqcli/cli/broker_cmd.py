@@ -19,7 +19,7 @@ import typer
 from .. import errors
 from ..broker.publishing import LARGEST_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE
 from ..errors import ExitStatus
-from . import app, env_of
+from .app import app, env_of
 from .env import Environment
 
 if TYPE_CHECKING:

@@ -10,19 +10,22 @@ registers typer's completion classes, extended to complete queue and exchange na
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import app, env_of
+from .app import app, env_of
 from .completion_scripts import COMPLETE_VAR, INSTALL_HINTS, Shell
+
+if TYPE_CHECKING:
+    from .typer_shim import Command
 
 
 def _with_names(base: type) -> type:
     """A typer completion class that first attaches the name completions to the tree."""
 
-    class WithNames(base):  # type: ignore[misc, valid-type]
-        def __init__(self, cli: Any, *args: Any, **kwargs: Any) -> None:
+    class WithNames(base):  # type: ignore[misc, valid-type, unused-ignore]
+        def __init__(self, cli: Command, *args: Any, **kwargs: Any) -> None:
             from .names import attach
             super().__init__(attach(cli), *args, **kwargs)
 
@@ -32,16 +35,16 @@ def _with_names(base: type) -> type:
 
 def enable() -> None:
     """Answer ``_AMQ_COMPLETE`` requests with typer's formats and the broker's names."""
-    from typer._completion_classes import (
+    from .typer_shim import (
         BashComplete,
         FishComplete,
         ZshComplete,
+        add_completion_class,
         completion_init,
     )
-    from typer.completion import shell_completion
     completion_init()
     for base in (BashComplete, ZshComplete, FishComplete):
-        shell_completion.add_completion_class(_with_names(base), base.name)
+        add_completion_class(_with_names(base), base.name)
 
 
 if os.environ.get(COMPLETE_VAR):

@@ -14,6 +14,9 @@ import typer
 E = TypeVar("E")
 
 DEFAULT_PREFETCH = 250  # RabbitMQ suggests 100-300 for throughput
+# Into a pipe a message stays unacknowledged until the reader has used it (output.HOLD
+# after taking it): to keep the pipe full the default holds that much more at once.
+PIPE_PREFETCH = 20_000
 
 # --- where messages come from and how they are taken (receive, subscribe, rpc serve) ------
 
@@ -47,7 +50,8 @@ Requeue = Annotated[bool, typer.Option(
     "--requeue", help="Look without taking: put the messages back when done.")]
 Prefetch = Annotated[int | None, typer.Option(
     "--prefetch", min=1, metavar="N", show_default=False,
-    help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}); with "
+    help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}, "
+         f"{PIPE_PREFETCH:,} into a pipe); with "
          "--exec, how many commands run at once (default 1).")]
 ServePrefetch = Annotated[int, typer.Option(
     "--prefetch", min=1, metavar="N", help="How many requests are served at once.")]

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import config
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..backends.base import Backend
+    from .app import CommandLine
 
 
 class Environment:
@@ -31,20 +37,22 @@ class Environment:
         self.stderr_isatty = os.isatty(2) if stderr_isatty is None else stderr_isatty
         self.url = url  # --url; None: AMQ_URL or the default
         self.broker: str | None = None  # --broker: a profile of the config file
-        self._backend: Any = None
+        self._backend: Backend | None = None
         self.keep_open = False  # the shell keeps one connection for the session
+        self.command_line: CommandLine | None = None  # set by cli.run: what the shell runs
 
     def broker_url(self) -> config.BrokerURL:
         return config.resolve(self.url, self.broker)
 
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The broker connection, opened on first use."""
         if self._backend is None:
             from ..backends import open_backend
-            self._backend = open_backend(self.broker_url())
-            created = getattr(self._backend, "created_store", None)
-            if created and self.stderr_isatty:  # a note for a person, as the summary lines
+            self._backend = backend = open_backend(self.broker_url())
+            created = getattr(backend, "created_store", None)
+            if created:  # a typo in a store path must not go unnoticed
                 self.say(f"amq: created a new store at {created}")
+            return backend
         return self._backend
 
     def close(self) -> None:
@@ -56,6 +64,6 @@ class Environment:
         """A line for a person on stderr (never mixed into the data on stdout)."""
         print(text, file=self.stderr, flush=True)
 
-    def console(self, stderr: bool = False) -> Any:
+    def console(self, stderr: bool = False) -> Console:
         from rich.console import Console
         return Console(stderr=stderr, highlight=False, soft_wrap=True)

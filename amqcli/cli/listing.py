@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from ..broker.codec import to_json_value
-from . import app, env_of
+from ..amqp.codec import to_json_value
+from .app import app, env_of
 from .consumer_options import ListFormatOption
 from .env import Environment
 

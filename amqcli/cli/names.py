@@ -13,7 +13,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING
+
+from .typer_shim import custom_shell_complete, set_custom_shell_complete
+
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from ..backends.base import Backend
+    from .typer_shim import Command, Context, Parameter
+
+    Tree = TypeVar("Tree", bound=Command)
 
 LIST_DEADLINE = 2.0  # seconds a shell's Tab may wait for the broker's names
 
@@ -39,11 +49,11 @@ PARAM_KINDS: dict[str, Kind] = {
 COMMAND_KINDS: dict[str, Kind] = {"queue": Kind.QUEUE, "exchange": Kind.EXCHANGE}
 
 
-def kind_of(param: Any, command_name: str | None) -> Kind | None:
+def kind_of(param: Parameter, command_name: str | None) -> Kind | None:
     """The kind of name ``param`` of the command ``command_name`` takes, if any."""
     if param.name == "name":
         return COMMAND_KINDS.get(command_name or "")
-    return PARAM_KINDS.get(param.name)
+    return PARAM_KINDS.get(param.name or "")
 
 
 class NameSource:
@@ -97,14 +107,14 @@ class BrokerNames(NameSource):
             pass
 
 
-def list_names(backend: Any, kind: Kind) -> list[str]:
+def list_names(backend: Backend, kind: Kind) -> list[str]:
     """Queue or exchange names from a backend (the default exchange left out)."""
     if kind is Kind.QUEUE:
         return backend.queue_names()
     return [x.name for x in backend.list_exchanges() if x.name]
 
 
-def _source(ctx: Any) -> NameSource:
+def _source(ctx: Context) -> NameSource:
     """The interactive shell's source (the context's object), else the command line's broker."""
     source = ctx.find_object(NameSource)
     if source is not None:
@@ -113,7 +123,7 @@ def _source(ctx: Any) -> NameSource:
     return BrokerNames(root.get("url"), root.get("broker"))
 
 
-def kind_in(ctx: Any, param: Any) -> Kind | None:
+def kind_in(ctx: Context, param: Parameter) -> Kind | None:
     """What ``param`` names in a parsed context (a routing key given with an exchange
     names nothing we know)."""
     if param.name == "routing_key" and ctx.params.get("exchange"):
@@ -121,7 +131,7 @@ def kind_in(ctx: Any, param: Any) -> Kind | None:
     return kind_of(param, ctx.info_name)
 
 
-def complete_name(ctx: Any, param: Any, incomplete: str) -> list[str]:
+def complete_name(ctx: Context, param: Parameter, incomplete: str) -> list[str]:
     """The click ``shell_complete`` callback of every name parameter."""
     try:
         kind = kind_in(ctx, param)
@@ -132,19 +142,19 @@ def complete_name(ctx: Any, param: Any, incomplete: str) -> list[str]:
         return []
 
 
-def walk(command: Any, name: str | None = None) -> Iterator[tuple[str | None, Any]]:
+def walk(command: Command, name: str | None = None) -> Iterator[tuple[str | None, Command]]:
     """Every command of a click tree with the name it is registered under."""
     yield name, command
     for sub_name, sub in getattr(command, "commands", {}).items():
         yield from walk(sub, sub_name)
 
 
-def attach(tree: Any) -> Any:
+def attach(tree: Tree) -> Tree:
     """Set name-completing ``shell_complete`` callbacks on the tree's name parameters
     (those without a completion of their own); the tree."""
     for command_name, command in walk(tree):
         for param in command.params:
             kind = kind_of(param, command_name)
-            if kind is not None and param._custom_shell_complete is None:
-                param._custom_shell_complete = complete_name
+            if kind is not None and custom_shell_complete(param) is None:
+                set_custom_shell_complete(param, complete_name)
     return tree

@@ -16,11 +16,18 @@ UTF-8 with a usage error naming the parameter (``ROUTING_KEY 'q\\xff' is not ...
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..broker.codec import check_table, from_json_value, shown, text_or_bytes
-from ..broker.model import PROPERTY_NAMES, Properties
+from ..amqp.codec import check_table, from_json_value, shown, text_or_bytes
+from ..amqp.model import PROPERTY_NAMES, Properties
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .typer_shim import Command, Context, Parameter
+
+    Callback = Callable[[Context, Parameter, Any], Any]  # a click parameter's callback
 
 INTEGER_ARGS = {
     "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority",
@@ -133,10 +140,10 @@ BYTES_PARAMS = frozenset({"body", "file", "exec_", "command", "users_file", "hea
                           "properties", "args"})
 
 
-def _label(param: Any) -> str:
+def _label(param: Parameter) -> str:
     """How the usage line names a parameter: ``QUEUE``, ``--exchange``."""
     if param.param_type_name == "argument":
-        return (param.metavar or param.name.upper()).strip("[]")
+        return (param.metavar or (param.name or "").upper()).strip("[]")
     return max(param.opts, key=len)
 
 
@@ -156,8 +163,8 @@ def _not_utf8(value: Any) -> str | None:
 KEY_PARAMS = frozenset({"routing_key", "keys", "dead_letter_routing_key"})
 
 
-def _utf8_checked(callback: Any) -> Any:
-    def check(ctx: Any, param: Any, value: Any) -> Any:
+def _utf8_checked(callback: Callback | None) -> Callback:
+    def check(ctx: Context, param: Parameter, value: Any) -> Any:
         bad = _not_utf8(value)
         if bad is not None:
             raise errors.UsageError(f"{_label(param)} '{shown(bad)}' is not valid UTF-8 text")
@@ -170,7 +177,7 @@ def _utf8_checked(callback: Any) -> Any:
     return check
 
 
-def require_utf8(tree: Any) -> Any:
+def require_utf8(tree: Command) -> Command:
     """Make every text parameter of a click tree but ``BYTES_PARAMS`` refuse words that are
     not UTF-8 (Python decodes argv with ``surrogateescape``) with a usage error naming the
     parameter, before the command runs; the tree."""

@@ -8,9 +8,13 @@ bar that is one attribute test.
 """
 
 import time
-from typing import Any, Self
+from typing import TYPE_CHECKING, Self
 
 from .env import Environment
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import ProgressColumn, Task, TaskID
 
 DELAY = 0.5  # seconds of work before a bar appears
 
@@ -26,8 +30,8 @@ class Progress:
         self.transient = transient
         self.done = 0
         self.started = time.monotonic()
-        self.bar: Any = None
-        self.task: Any = None
+        self.bar: Bar | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -43,12 +47,16 @@ class Progress:
             if time.monotonic() - self.started < DELAY:
                 return
             self._show()
-        self.bar.update(self.task, completed=self.done)
+        self._update()
+
+    def _update(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=self.done)
 
     def close(self) -> None:
         """Stop the bar (a transient one is erased); the cursor comes back."""
         if self.bar is not None:
-            self.bar.update(self.task, completed=self.done)
+            self._update()
             self.bar.stop()
             self.bar = None
         self.env = None
@@ -67,7 +75,7 @@ class Progress:
         self.bar.start()
 
 
-def _columns(total: int | None) -> list[Any]:
+def _columns(total: int | None) -> "list[ProgressColumn]":
     """What a bar shows: what it does, the bar, the count (of the total), rate, elapsed."""
     from rich.progress import (
         BarColumn,
@@ -79,7 +87,7 @@ def _columns(total: int | None) -> list[Any]:
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
+        def render(self, task: "Task") -> Text:
             elapsed = task.finished_time if task.finished else task.elapsed
             average = task.completed / elapsed if elapsed else None
             speed = average if task.finished else task.speed or average

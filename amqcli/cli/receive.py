@@ -1,34 +1,51 @@
 """``amq receive``: consume from a queue, or subscribe to an exchange, and write messages out.
 
-A message is acknowledged only after it has been written out (and flushed), so a crash
-redelivers rather than loses it; what could not be written goes back to the queue.
+A message is acknowledged only once delivered: to a file, a terminal or a socket, after it
+has been written; into a pipe, once the reader has taken it out of the pipe and is still
+there a moment later (``output.PipeOutput``). A crash redelivers rather than loses it, and
+what the reader may not have used goes back to the queue when the reader goes away.
 """
 
-
-import os
-from typing import NamedTuple
+import time
+from typing import TYPE_CHECKING, NamedTuple
 
 import typer
 
 from .. import errors
-from ..broker.model import Delivery
-from ..formats import OutputFormat, encode_batch
-from . import app, env_of, progress
+from ..amqp.model import Delivery
+from ..formats import OutputFormat
+from ..output import HOLD, DeliveryWriter, PipeOutput, ReaderGone, is_pipe
 from . import consumer_options as options
-from .consumer_options import DEFAULT_PREFETCH
+from . import progress
+from .app import app, env_of
+from .consumer_options import DEFAULT_PREFETCH, PIPE_PREFETCH
 from .env import Environment
 from .workers import OnFailure, Settings, exec_each, exec_settings
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend, Subscription
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
 -k keys. Waits for messages until Ctrl+C, unless --count or --timeout say otherwise.
 
-Each message is acknowledged once written out. Formats: pretty (terminal default), raw
+Each message is acknowledged once written out; into a pipe, once the reader has taken it
+and is still there a moment later (what it may not have used goes back when it exits).
+Formats: pretty (terminal default), raw
 (one body per line: pipe default), body (bodies byte for byte), nul (NUL after each
 body), json (one object per line; `amq send --format json` reads it back).
 
 --exec CMD runs CMD for each message instead (body on stdin, metadata in AMQ_*
 variables), --prefetch N of them at once, and acks each message whose CMD exits 0."""
+
+# Into a pipe the default prefetch is PIPE_PREFETCH (consumer_options.py), but no more than
+# this many bytes of messages: the channel's window (basic.qos global) starts at
+# WINDOW_START and follows the size of the messages seen (``_Window``).
+PIPE_BYTES = 64 << 20
+WINDOW_START = 100
+PIPE_BATCH = 1000  # deliveries per fetch into a pipe: claims overlap the hold of others
+PENDING_LIMIT = 1 << 20  # bytes received and not yet written before fetching waits
+IDLE_LOOK = 0.2  # seconds between looks at a pipe's reader while no message comes
 
 
 # --- flags to a plan (pure: tests/unit/test_plans.py) -----------------------------------
@@ -48,7 +65,8 @@ class ReceivePlan(NamedTuple):
     format: OutputFormat
     work: Settings | None  # --exec: run a command per message instead of writing it
     prefetch: int  # the consumer's (0: unlimited)
-    count: int | None
+    window: int  # the channel's (basic.qos global) into a pipe, following sizes; 0: none
+    limit: int | None  # --count (a field named count would hide tuple.count)
     timeout: float | None
     no_ack: bool
     requeue: bool
@@ -61,7 +79,7 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
                  prefetch: int | None = None, format: OutputFormat | None = None,
                  null: bool = False, no_declare: bool = False, exec_: str | None = None,
                  on_failure: OnFailure | None = None, stdout_isatty: bool = False,
-                 stderr_isatty: bool = False) -> ReceivePlan:
+                 stderr_isatty: bool = False, stdout_is_pipe: bool = False) -> ReceivePlan:
     """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
     _check_source(queue, exchange, keys)
     if requeue and no_ack:
@@ -71,12 +89,14 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
     fmt = OutputFormat.NUL if null else output_format(format, stdout_isatty)
     declare = exchange is None and not no_declare
     if work is not None:
-        return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, count,
+        return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, 0, count,
                            timeout, no_ack, requeue, banner=False)
+    pipe_default = prefetch is None and stdout_is_pipe
+    chosen = consumer_prefetch(prefetch, count, requeue, pipe_default)
+    window = min(chosen, WINDOW_START) if pipe_default and not (requeue or no_ack) else 0
     banner = fmt is OutputFormat.PRETTY and stderr_isatty and count is None
-    return ReceivePlan(queue, exchange, keys, declare, fmt, None,
-                       consumer_prefetch(prefetch, count, requeue), count, timeout, no_ack,
-                       requeue, banner)
+    return ReceivePlan(queue, exchange, keys, declare, fmt, None, chosen, window, count,
+                       timeout, no_ack, requeue, banner)
 
 
 def _work(exec_: str | None, on_failure: OnFailure | None, prefetch: int | None,
@@ -97,12 +117,14 @@ def _check_source(queue: str | None, exchange: str | None, keys: list[str] | Non
         raise errors.UsageError("-k/--key goes with -e EXCHANGE")
 
 
-def consumer_prefetch(prefetch: int | None, count: int | None, requeue: bool) -> int:
-    """--prefetch, or the default; no more than --count; with --requeue everything seen is
-    held (and put back at the end), so --count or unlimited (0)."""
+def consumer_prefetch(prefetch: int | None, count: int | None, requeue: bool,
+                      pipe: bool = False) -> int:
+    """--prefetch, or the default (``pipe``: into a pipe, where messages are held longer);
+    no more than --count; with --requeue everything seen is held (and put back at the
+    end), so --count or unlimited (0)."""
     if requeue:
         return count or 0
-    chosen = prefetch or DEFAULT_PREFETCH
+    chosen = prefetch or (PIPE_PREFETCH if pipe else DEFAULT_PREFETCH)
     return chosen if count is None else min(chosen, count)
 
 
@@ -129,7 +151,8 @@ def receive(
     plan = plan_receive(queue, exchange=exchange, keys=keys, count=count, timeout=timeout,
                         no_ack=no_ack, requeue=requeue, prefetch=prefetch, format=format,
                         null=null, no_declare=no_declare, exec_=exec_, on_failure=on_failure,
-                        stdout_isatty=env.stdout_isatty, stderr_isatty=env.stderr_isatty)
+                        stdout_isatty=env.stdout_isatty, stderr_isatty=env.stderr_isatty,
+                        stdout_is_pipe=is_pipe(env.stdout_fd))
     backend = env.backend()
     queue = _source(env, backend, plan)
     if plan.work is not None:
@@ -137,14 +160,14 @@ def receive(
         return
     if plan.banner:
         env.say(f" [*] Waiting for messages on '{queue}'. To exit press CTRL+C")
-    received = _consume(env, backend, queue, plan.format, plan.count, plan.timeout,
-                        plan.prefetch, plan.no_ack, plan.requeue)
+    received = _consume(env, backend, queue, plan.format, plan.limit, plan.timeout,
+                        plan.prefetch, plan.window, plan.no_ack, plan.requeue)
     if received == 0 and plan.timeout is not None:
         raise errors.NothingReceived(
             f"no message arrived on '{queue}' within {plan.timeout:g}s")
 
 
-def _source(env: Environment, backend, plan: ReceivePlan) -> str:
+def _source(env: Environment, backend: "Backend", plan: ReceivePlan) -> str:
     """The queue to consume: QUEUE (declared first unless --no-declare), or a fresh one
     bound to -e EXCHANGE."""
     if plan.exchange is not None:
@@ -155,7 +178,8 @@ def _source(env: Environment, backend, plan: ReceivePlan) -> str:
     return plan.queue
 
 
-def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None) -> str:
+def _subscribe(env: Environment, backend: "Backend", exchange: str,
+               keys: list[str] | None) -> str:
     """A server-named exclusive queue bound to the exchange with each key. Without -k:
     on a topic exchange '#' (everything, said on stderr); on fanout and headers exchanges
     the empty key, which they ignore (a headers binding without arguments matches every
@@ -169,7 +193,7 @@ def _subscribe(env: Environment, backend, exchange: str, keys: list[str] | None)
     return name
 
 
-def _default_key(env: Environment, backend, exchange: str) -> str:
+def _default_key(env: Environment, backend: "Backend", exchange: str) -> str:
     from .kinds import exchange_type
     kind = exchange_type(backend, exchange)
     if kind == "topic":
@@ -182,30 +206,30 @@ def _default_key(env: Environment, backend, exchange: str) -> str:
     return ""
 
 
-def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: int | None,
-             timeout: float | None, prefetch: int, no_ack: bool, requeue: bool) -> int:
-    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack)
-    writer = _Writer(env, fmt)
+def _consume(env: Environment, backend: "Backend", queue: str, fmt: OutputFormat,
+             count: int | None, timeout: float | None, prefetch: int, window: int,
+             no_ack: bool, requeue: bool) -> int:
+    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack, window=window)
+    writer = DeliveryWriter(env.stdout_fd, fmt,
+                            env.console() if fmt is OutputFormat.PRETTY else None)
     bar = progress.for_receive(env, count)
+    settle = not no_ack and not requeue
     received = 0
     try:
-        while count is None or received < count:
-            want = prefetch or DEFAULT_PREFETCH
-            if count is not None:
-                want = min(want, count - received)
-            batch = sub.fetch(want, timeout)
-            if not batch:
-                break
-            written = writer.write(batch)
-            received += written
-            bar.advance(written)
-            if written and not no_ack and not requeue:
-                sub.ack(batch[written - 1].delivery_tag, multiple=True)
-            if written < len(batch):
-                raise BrokenPipeError
+        if is_pipe(env.stdout_fd):
+            out = PipeOutput(writer)
+            try:
+                received = _into_pipe(sub, out, bar, count, timeout, prefetch, settle,
+                                      _Window(sub, prefetch, window))
+            except KeyboardInterrupt:
+                if settle:
+                    _settle_last(sub, out)
+                raise
+        else:
+            received = _into_file(sub, writer, bar, count, timeout, prefetch, settle)
     finally:
         bar.close()
-        if requeue and received:
+        if requeue:
             try:
                 sub.nack(0, multiple=True, requeue=True)
             except errors.AmqError:
@@ -214,39 +238,105 @@ def _consume(env: Environment, backend, queue: str, fmt: OutputFormat, count: in
     return received
 
 
-class _Writer:
-    """Writes deliveries to stdout; how many made it out before a closed pipe."""
+def _into_file(sub: "Subscription", writer: DeliveryWriter, bar: progress.Progress,
+               count: int | None, timeout: float | None, prefetch: int, settle: bool) -> int:
+    """To a file, a terminal or a socket: each batch acknowledged once written."""
+    received = 0
+    while count is None or received < count:
+        batch = sub.fetch(_want(prefetch, count, received), timeout)
+        if not batch:
+            break
+        written = writer.write(batch)
+        received += written
+        bar.advance(written)
+        if written and settle:
+            sub.ack(batch[written - 1].delivery_tag, multiple=True)
+        if written < len(batch):
+            raise ReaderGone
+    return received
 
-    def __init__(self, env: Environment, fmt: OutputFormat) -> None:
-        self.env = env
-        self.fmt = fmt
-        self.fd = env.stdout_fd
-        self.count = 0
-        if fmt is OutputFormat.PRETTY:
-            from ..render import MessagePrinter
-            self.printer = MessagePrinter(env.console())
 
-    def write(self, batch: list[Delivery]) -> int:
-        if self.fmt is OutputFormat.PRETTY:
-            for i, d in enumerate(batch):
-                try:
-                    self.count += 1
-                    self.printer.print(d, self.count)
-                except BrokenPipeError:
-                    return i
-            return len(batch)
-        chunks = encode_batch(batch, self.fmt)
-        data = memoryview(b"".join(chunks))
-        sent = 0
-        try:
-            while sent < len(data):
-                sent += os.write(self.fd, data[sent:])
-        except BrokenPipeError:
-            done, total = 0, 0
-            for chunk in chunks:
-                total += len(chunk)
-                if total > sent:
-                    break
-                done += 1
-            return done
-        return len(batch)
+def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, count: int | None,
+               timeout: float | None, prefetch: int, settle: bool, window: "_Window") -> int:
+    """Into a pipe: written without blocking while the connection is serviced, each
+    message acknowledged once settled (``output.PipeOutput``); ends when the reader goes
+    (``ReaderGone``: what is unsettled goes back to the queue with the cancel), or
+    once every message received is settled."""
+    received = 0
+    last_arrival = time.monotonic()
+    while True:
+        now = time.monotonic()
+        idle_left = None if timeout is None else last_arrival + timeout - now
+        more = (count is None or received < count) and (idle_left is None or idle_left > 0)
+        if not more and not out.pending and not (settle and out.busy):
+            return received
+        batch: list[Delivery] = []
+        if more and len(out.pending) < PENDING_LIMIT:
+            wait = 0.0 if out.pending else min(out.next_look(), IDLE_LOOK,
+                                               IDLE_LOOK if idle_left is None else idle_left)
+            batch = sub.fetch(min(PIPE_BATCH, _want(prefetch, count, received)), wait)
+        else:
+            sub.keep_alive()
+        if batch:
+            last_arrival = time.monotonic()
+            received += len(batch)
+            bar.advance(len(batch))
+            out.add(batch)
+            window.update(batch)
+        out.pump()
+        if out.pending:
+            out.wait(min(out.next_look(), IDLE_LOOK))
+            out.pump()
+        elif not batch and not more:
+            out.wait(min(out.next_look(), IDLE_LOOK))
+        settled = out.settle()
+        if settled and settle:
+            sub.ack(settled[0], multiple=True)
+        if out.gone():
+            raise ReaderGone
+
+
+class _Window:
+    """Keeps the bytes held unacknowledged into a pipe near ``PIPE_BYTES``: RabbitMQ sends
+    up to the prefetch count whatever the size of the messages, so the channel's window
+    (``basic.qos`` global, live) follows their mean size, within the prefetch. A window of
+    0 stays off."""
+
+    def __init__(self, sub: "Subscription", prefetch: int, start: int) -> None:
+        self.sub = sub
+        self.prefetch = prefetch
+        self.size = start
+        self.seen = 0
+        self.bytes = 0
+
+    def update(self, batch: list[Delivery]) -> None:
+        if not self.size:
+            return
+        self.seen += len(batch)
+        self.bytes += sum(len(d.body) for d in batch)
+        fits = PIPE_BYTES * self.seen // max(1, self.bytes)
+        target = max(1, min(self.prefetch, fits))
+        if 5 * target < 4 * self.size or target > 2 * self.size or (
+                target == self.prefetch != self.size):
+            self.sub.set_window(target)
+            self.size = target
+
+
+def _settle_last(sub: "Subscription", out: PipeOutput) -> None:
+    """On Ctrl+C: what the reader has taken is acknowledged once its hold is over (a tenth
+    of a second at most) if the reader is still there; the rest goes back to the queue."""
+    try:
+        for last in (False, True):
+            settled = out.settle()
+            if settled:
+                sub.ack(settled[0], multiple=True)
+            if last or not out.taken:
+                return
+            time.sleep(max(0.0, out.taken[-1][0] + HOLD - time.monotonic()))
+    except (ReaderGone, errors.AmqError):
+        pass  # the cancel requeues what is not acknowledged
+
+
+def _want(prefetch: int, count: int | None, received: int) -> int:
+    want = prefetch or DEFAULT_PREFETCH
+    return want if count is None else min(want, count - received)

@@ -6,14 +6,15 @@ copy, or says plainly that the message would be dropped.
 """
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .. import errors
-from ..broker.codec import to_json_value
-from ..broker.routing import Route
-from . import app, env_of, options
+from ..amqp.codec import to_json_value
+from ..amqp.routing import Route
+from . import options
+from .app import app, env_of
 from .parsing import parse_headers
 
 
@@ -67,7 +68,7 @@ def _as_text(found: Route) -> list[str]:
     return lines
 
 
-def _as_json(found: Route) -> dict:
+def _as_json(found: Route) -> dict[str, Any]:
     return {
         "queues": found.queues,
         "hops": [{"exchange": h.exchange, "missing": h.missing, "alternate": h.alternate,

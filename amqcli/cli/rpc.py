@@ -10,20 +10,24 @@ worker pool of ``workers.py`` and publishes the command's stdout to the request'
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from .. import errors
-from ..broker.model import Delivery, Message, Properties
+from ..amqp.model import Delivery, Message, Properties
 from ..formats import OutputFormat
-from . import app, consumer_options, env_of, options
+from ..output import DeliveryWriter
+from . import consumer_options, options
+from .app import app, env_of
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
-from .receive import _Writer as Writer
 from .receive import output_format
 from .send import BodySource, body_source
 from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend, Subscription
 
 rpc_app = typer.Typer(help="Request/reply (RPC) over queues: call a server, or be one.",
                       no_args_is_help=True)
@@ -64,7 +68,8 @@ def call(
     reply = _call(backend, Message(payload, props, queue), timeout)
     if reply is None:
         raise errors.NothingReceived(f"no reply from '{queue}' within {timeout:g}s")
-    if Writer(env, fmt).write([reply]) < 1:
+    console = env.console() if fmt is OutputFormat.PRETTY else None
+    if DeliveryWriter(env.stdout_fd, fmt, console).write([reply]) < 1:
         raise BrokenPipeError
 
 
@@ -91,7 +96,7 @@ def _request_body(env: Environment, source: BodySource) -> bytes:
         raise errors.UsageError(f"cannot read {file}: {err.strerror}") from None
 
 
-def _call(backend: Any, request: Message, timeout: float | None) -> Delivery | None:
+def _call(backend: "Backend", request: Message, timeout: float | None) -> Delivery | None:
     """Publish a request with reply_to and a correlation id; its reply, or None in time.
 
     The reply queue is deleted afterwards rather than left to the connection's end: the
@@ -110,7 +115,7 @@ def _call(backend: Any, request: Message, timeout: float | None) -> Delivery | N
     return reply
 
 
-def _drop(backend: Any, replies: Any, reply_queue: str) -> None:
+def _drop(backend: "Backend", replies: "Subscription", reply_queue: str) -> None:
     try:
         replies.cancel()
         backend.delete_queue(reply_queue)
@@ -118,7 +123,8 @@ def _drop(backend: Any, replies: Any, reply_queue: str) -> None:
         pass  # it goes with the connection anyway
 
 
-def _await_reply(replies: Any, correlation_id: str, timeout: float | None) -> Delivery | None:
+def _await_reply(replies: "Subscription", correlation_id: str,
+                 timeout: float | None) -> Delivery | None:
     """The first reply with our correlation id (others are ignored), or None in time."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -159,7 +165,8 @@ class Replier:
 
     capture = True
 
-    def __init__(self, env: Environment, backend: Any, sub: Any, on_failure: OnFailure) -> None:
+    def __init__(self, env: Environment, backend: "Backend", sub: "Subscription",
+                 on_failure: OnFailure) -> None:
         self.env = env
         self.backend = backend
         self.sub = sub

@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 import typer
 
 from .. import errors
-from ..broker.model import Message, Properties, PublishResult
-from . import app, env_of, options, progress
+from ..amqp.model import Message, Properties, PublishResult
+from . import options, progress
+from .app import app, env_of
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
 
@@ -226,10 +227,12 @@ class _Sender:
                 self.first_headers = messages[0].properties.headers
                 self.first_exchange = messages[0].exchange
         else:
-            self._declare({self.routing_key} if self.exchange == "" else set())
+            key = self.routing_key
+            assert key is not None  # plan_send: only JSON records may name their own
+            self._declare({key} if self.exchange == "" else set())
             self.in_flight = len(records)
             self._tally(self.backend.publish_bodies(
-                self.exchange, self.routing_key, self.props, records, confirm=self.confirm,
+                self.exchange, key, self.props, records, confirm=self.confirm,
                 sync=False, mandatory=self.mandatory))
 
     def _declare(self, queues: set[str]) -> None:
@@ -321,7 +324,7 @@ def _headers_text(headers: dict[str, Any] | None) -> str:
     """Headers as the command line takes them: ``a=b, n:=1``."""
     import json
 
-    from ..broker.codec import to_json_value
+    from ..amqp.codec import to_json_value
     out = []
     for key, value in (headers or {}).items():
         if isinstance(value, str):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ExitStatus
-from . import app, env_of
+from .app import app, env_of
 
 SHELL_HELP = """An interactive shell on one broker connection: the same commands as on the
 command line (without `amq`), with completion of commands, options, queue and exchange

@@ -91,14 +91,14 @@ class Spawner:
         return self.sock.fileno() if self.sock is not None else None
 
     def spawn(self, command: str, env: Mapping[str, str], stdin: int, stdout: int | None,
-              stderr: int | None) -> SupervisedJob | subprocess.Popen:
+              stderr: int | None) -> SupervisedJob | subprocess.Popen[bytes]:
         """Start a job; raises OSError (or ValueError) when it cannot start, as Popen."""
         if self.prctl is None:
             return subprocess.Popen(command, shell=True, stdin=stdin, stdout=stdout,
                                     stderr=stderr, env=dict(env), process_group=0)
         for attempt in (1, 2):
             if self.sock is None:
-                self._start()
+                self._start(self.prctl)
             try:
                 return self._request(command, env, stdin, stdout, stderr)
             except (ConnectionError, EOFError):
@@ -159,14 +159,14 @@ class Spawner:
         line, self._pending = self._pending.split(b"\n", 1)
         return line
 
-    def _start(self) -> None:
+    def _start(self, prctl: Callable[..., int]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         worker = os.getpid()
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
-                _Supervisor(theirs, self.prctl).run(worker)
+                _Supervisor(theirs, prctl).run(worker)
             finally:
                 os._exit(1)
         theirs.close()
@@ -234,7 +234,8 @@ class _Supervisor:
             return False
         command, env, has_stdout, has_stderr = pickle.loads(payload)
         targets = [0] + ([1] if has_stdout else []) + ([2] if has_stderr else [])
-        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in zip(fds, targets)]
+        actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, fd, target)
+                                          for fd, target in zip(fds, targets)]
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in fds if fd > 2]
         signal.pthread_sigmask(signal.SIG_BLOCK, [WORKER_DIED])  # spawned is recorded
         try:

@@ -5,8 +5,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..broker.model import DestinationType
-from . import app, env_of
+from ..amqp.model import DestinationType
+from .app import app, env_of
 from .parsing import parse_arguments, parse_headers
 
 declare_app = typer.Typer(help="Declare a queue or an exchange (idempotent).",

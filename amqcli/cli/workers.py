@@ -25,13 +25,18 @@ import threading
 import time
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import IO, Any, NamedTuple, Protocol, Self
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from .. import errors
-from ..broker.codec import to_json_value
-from ..broker.model import PROPERTY_NAMES, Delivery
+from ..amqp.codec import to_json_value
+from ..amqp.model import PROPERTY_NAMES, Delivery
 from .env import Environment
 from .supervisor import Spawner, SupervisedJob
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from ..backends.base import Backend, Subscription
 
 FETCH_SLICE = 0.02  # a fetch's wait while commands run: how late an exit may be noticed
 IDLE_SLICE = 0.2  # the longest wait before looking at Ctrl+C again
@@ -142,7 +147,7 @@ class Job:
 
     __slots__ = ("delivery", "error", "output", "pidfd", "process", "terminated")
 
-    def __init__(self, delivery: Delivery, process: SupervisedJob | subprocess.Popen | None,
+    def __init__(self, delivery: Delivery, process: SupervisedJob | subprocess.Popen[bytes] | None,
                  output: IO[bytes] | None, error: str | None = None) -> None:
         self.delivery = delivery
         self.process = process
@@ -184,7 +189,7 @@ class Job:
             self.pidfd = None
 
 
-def _pidfd(process: SupervisedJob | subprocess.Popen | None) -> int | None:
+def _pidfd(process: SupervisedJob | subprocess.Popen[bytes] | None) -> int | None:
     """A descriptor that becomes readable when the process ends (Linux 5.3+), or None
     (and None for a supervised job: the supervisor's socket tells of its end)."""
     if not isinstance(process, subprocess.Popen) or not hasattr(os, "pidfd_open"):
@@ -303,7 +308,7 @@ class AckOnExit:
 
     capture = False
 
-    def __init__(self, env: Environment, sub: Any, on_failure: OnFailure) -> None:
+    def __init__(self, env: Environment, sub: "Subscription", on_failure: OnFailure) -> None:
         self.env = env
         self.sub = sub
         self.on_failure = on_failure
@@ -319,7 +324,7 @@ class AckOnExit:
         return False
 
 
-def fail(env: Environment, sub: Any, job: Job, on_failure: OnFailure) -> None:
+def fail(env: Environment, sub: "Subscription", job: Job, on_failure: OnFailure) -> None:
     """Requeue or reject a failed command's delivery, and say so on stderr."""
     requeue = on_failure is OnFailure.REQUEUE
     sub.nack(job.delivery.delivery_tag, requeue=requeue)
@@ -356,15 +361,15 @@ class Interrupts:
             if handler is not None:
                 signal.signal(signo, handler)
 
-    def _on_signal(self, _signo: int, _frame: Any) -> None:
+    def _on_signal(self, _signo: int, _frame: "FrameType | None") -> None:
         self.count += 1
 
 
 class Workers:
     """The loop: take deliveries while there is room, start their commands, settle them."""
 
-    def __init__(self, env: Environment, sub: Any, settings: Settings, handler: Handler,
-                 pool: Pool) -> None:
+    def __init__(self, env: Environment, sub: "Subscription", settings: Settings,
+                 handler: Handler, pool: Pool) -> None:
         self.env = env
         self.sub = sub
         self.settings = settings
@@ -480,8 +485,8 @@ class Workers:
             self.pool.signal_all(signal.SIGKILL)
 
 
-def run_workers(env: Environment, sub: Any, settings: Settings, handler: Handler,
-                banner: str | None = None) -> Tally:
+def run_workers(env: Environment, sub: "Subscription", settings: Settings,
+                handler: Handler, banner: str | None = None) -> Tally:
     """Run the settings' command per delivery of a subscription, then cancel it."""
     pool = Pool(settings.command, base_environment(env, os.environ), env.stdout_fd,
                 _fileno(env.stderr), handler.capture)
@@ -506,7 +511,7 @@ def check_outcome(tally: Tally, settings: Settings, queue: str) -> None:
             f"the command failed for {tally.failed} of {tally.handled} message(s)")
 
 
-def exec_each(env: Environment, backend: Any, queue: str, settings: Settings) -> None:
+def exec_each(env: Environment, backend: "Backend", queue: str, settings: Settings) -> None:
     """``amq receive QUEUE --exec CMD``."""
     sub = backend.consume(queue, prefetch=settings.prefetch)
     handler = AckOnExit(env, sub, settings.on_failure)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..cli.names import Kind, NameSource, list_names, profile_names
 from ..config import BrokerURL
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 REFRESH_EVERY = 10.0  # seconds between listings when nothing asks for one sooner
 LISTED_KINDS = (Kind.QUEUE, Kind.EXCHANGE)
@@ -89,7 +92,7 @@ class Refresher:
         self._thread.join(wait)
 
     def _run(self) -> None:
-        backend: Any = None
+        backend: Backend | None = None
         try:
             while not self._stop.is_set():
                 backend = self._refresh(backend)
@@ -98,7 +101,7 @@ class Refresher:
         finally:
             _close_quietly(backend)
 
-    def _refresh(self, backend: Any) -> Any:
+    def _refresh(self, backend: Backend | None) -> Backend | None:
         """One listing; the backend to use next time (None after a failure)."""
         from ..backends import open_backend
         try:
@@ -114,7 +117,7 @@ class Refresher:
             return None
 
 
-def _close_quietly(backend: Any) -> None:
+def _close_quietly(backend: Backend | None) -> None:
     if backend is not None:
         with contextlib.suppress(Exception):
             backend.close()

@@ -5,17 +5,19 @@ exit. They are a typer app like the command line's, so they parse, complete and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .. import errors
-from ..cli import ClickException
 from ..cli import consumer_options as options
+from ..cli.typer_shim import ClickException, group
 from ..errors import ExitStatus
 from .subscriptions import Source
 
 if TYPE_CHECKING:
+    from typer.core import TyperGroup
+
     from .session import Session
 
 HELP_OPTIONS = ["-h", "--help"]
@@ -25,7 +27,8 @@ shell_app = typer.Typer(
 
 
 def _session(ctx: typer.Context) -> Session:
-    return ctx.obj  # type: ignore[no-any-return]
+    session: Session = ctx.obj
+    return session
 
 
 CONNECT_HELP = "Switch broker: URL (local, local:PATH, amqp://...) or --broker NAME; " \
@@ -109,15 +112,15 @@ def quit_(ctx: typer.Context) -> None:
     exit_(ctx)
 
 
-def shell_group() -> Any:
+def shell_group() -> TyperGroup:
     """The click group of the shell's own commands."""
-    return typer.main.get_command(shell_app)
+    return group(shell_app)
 
 
-def run_command(session: Session, group: Any, words: list[str]) -> ExitStatus:
+def run_command(session: Session, shell_commands: TyperGroup, words: list[str]) -> ExitStatus:
     """Run one of the shell's commands; its exit status. Errors become one line, as on
     the command line."""
-    command = group.commands[words[0]]
+    command = shell_commands.commands[words[0]]
     try:
         result = command.main(args=words[1:], prog_name=words[0], standalone_mode=False,
                               obj=session, help_option_names=HELP_OPTIONS)

@@ -11,28 +11,28 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer.main
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
 from ..cli.completion_scripts import COMPLETE_VAR, PROG_NAME
 from ..cli.names import Kind, NameSource, attach, kind_in
+from ..cli.typer_shim import CompletionItem, ShellComplete, group, resolve_context
 
-try:
-    from typer._click.shell_completion import ShellComplete, _resolve_context
-except ImportError:  # pragma: no cover - typer on the click package
-    from click.shell_completion import ShellComplete, _resolve_context  # type: ignore
+if TYPE_CHECKING:
+    import typer
+    from typer.core import TyperGroup
+
+    from ..cli.typer_shim import Command, Context
 
 NOT_IN_THE_SHELL = ("shell", "repl")  # no shell inside the shell
 
 
-def command_tree(shell_commands: Any) -> Any:
-    """The command line's click tree, less ``shell``, plus the shell's own commands, with
-    name completion attached."""
-    from ..cli import load_commands
-    tree: Any = typer.main.get_command(load_commands())
+def command_tree(commands: typer.Typer, shell_commands: TyperGroup) -> TyperGroup:
+    """The command line's click tree (of ``commands``, every command loaded), less
+    ``shell``, plus the shell's own commands, with name completion attached."""
+    tree = group(commands)
     for name in NOT_IN_THE_SHELL:
         tree.commands.pop(name, None)
     for name, command in shell_commands.commands.items():
@@ -85,7 +85,7 @@ def split_line(text: str) -> Line:
     return Line(words, "".join(current), start)
 
 
-class _Suggest(ShellComplete):  # type: ignore[misc]
+class _Suggest(ShellComplete):
     """click's completion engine, without a shell script around it."""
 
     name = "amq-shell"
@@ -97,11 +97,12 @@ class _Suggest(ShellComplete):  # type: ignore[misc]
     def get_completion_args(self) -> tuple[list[str], str]:
         return [], ""
 
-    def format_completion(self, item: Any) -> str:
+    def format_completion(self, item: CompletionItem) -> str:
         return str(item.value)
 
 
-def suggest(tree: Any, names: NameSource, words: list[str], incomplete: str) -> list[Any]:
+def suggest(tree: Command, names: NameSource, words: list[str],
+            incomplete: str) -> list[CompletionItem]:
     """click's ``CompletionItem``s for the word being typed after ``words``; never raises."""
     if words[:1] == ["help"]:
         words = words[1:]  # help COMMAND completes as COMMAND does
@@ -116,7 +117,7 @@ def _quoted(value: str) -> str:
     return shlex.quote(value) if value else "''"
 
 
-def completions(tree: Any, names: NameSource, text: str) -> Iterator[Completion]:
+def completions(tree: Command, names: NameSource, text: str) -> Iterator[Completion]:
     """The completions for the text before the cursor."""
     line = split_line(text)
     for item in suggest(tree, names, line.words, line.incomplete):
@@ -128,7 +129,7 @@ def completions(tree: Any, names: NameSource, text: str) -> Iterator[Completion]
 class CommandCompleter(Completer):
     """prompt-toolkit's side of ``completions``."""
 
-    def __init__(self, tree: Any, names: NameSource) -> None:
+    def __init__(self, tree: Command, names: NameSource) -> None:
         self.tree = tree
         self.names = names
 
@@ -137,10 +138,10 @@ class CommandCompleter(Completer):
         return completions(self.tree, self.names, document.text_before_cursor)
 
 
-def names_in(tree: Any, words: list[str]) -> list[tuple[Kind, str]]:
+def names_in(tree: Command, words: list[str]) -> list[tuple[Kind, str]]:
     """The queue and exchange names a command line uses (for the names seen)."""
     try:
-        ctx: Any = _resolve_context(tree, {}, PROG_NAME, list(words))
+        ctx: Context | None = resolve_context(tree, words, PROG_NAME)
     except Exception:  # noqa: BLE001 - a bad line names nothing
         return []
     found = []

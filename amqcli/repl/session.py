@@ -2,8 +2,9 @@
 command line's own ``run``, the shell's commands, background subscriptions, and the
 prompt-toolkit loop around them.
 
-A line is split like a shell would (``shlex``) and run by ``amqcli.cli.run`` on the
-session's ``Environment`` (``keep_open``), so the words, help, errors and output are those
+A line is split like a shell would (``shlex``) and run by the command line's own ``run``
+(handed over in ``Environment.command_line``: the shell does not import the command line,
+which loads the shell's command module) on the session's ``Environment`` (``keep_open``), so the words, help, errors and output are those
 of ``amq WORDS`` on the command line. Ctrl+C interrupts the running command, Ctrl+D leaves.
 """
 
@@ -14,13 +15,13 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config, errors
-from ..broker.model import Delivery
-from ..cli import load_commands, run
+from ..amqp.model import Delivery
+from ..cli.app import CommandLine
 from ..cli.env import Environment
 from ..errors import ExitStatus
 from .catalog import Catalog, Refresher
@@ -29,6 +30,18 @@ from .completer import NOT_IN_THE_SHELL, command_tree, names_in
 from .history import mask_line, open_history
 from .subscriptions import Source, Subscription, Subscriptions
 from .terminal import Terminal
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import Completer
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.output import Output
+
+    from ..cli.typer_shim import Command
 
 
 class Terminated(BaseException):
@@ -51,19 +64,22 @@ def environment_like(env: Environment, url: str | None = None,
                      stdin_fd: int | None = None) -> Environment:
     """A fresh environment on the same streams (for another broker, or another stdin)."""
     stdin_isatty = env.stdin_isatty if stdin_fd is None else False
-    return Environment(env.stdin_fd if stdin_fd is None else stdin_fd, env.stdout_fd,
+    like = Environment(env.stdin_fd if stdin_fd is None else stdin_fd, env.stdout_fd,
                        env.stderr, stdin_isatty, env.stdout_isatty, env.stderr_isatty, url=url)
+    like.command_line = env.command_line
+    return like
 
 
 class Session:
     """The state of one shell: its environment (broker), names, subscriptions."""
 
     def __init__(self, env: Environment, terminal: Terminal | None = None) -> None:
+        self.line = command_line_of(env)
         self.env = env
         env.keep_open = True
         self.terminal = terminal or Terminal(sys.stdout, env.stdout_isatty)
         self.shell_commands = shell_group()
-        self.tree = command_tree(self.shell_commands)
+        self.tree = command_tree(self.line.tree(), self.shell_commands)
         self.global_options = {opt for p in self.tree.params if p.name != "help"
                                for opt in p.opts + p.secondary_opts}
         self.catalog = Catalog()
@@ -170,8 +186,9 @@ class Session:
             self.say(f"amq: error: {mask_line(unknown)}")
             return ExitStatus.USAGE
         if first.partition("=")[0] in self.global_options:
-            return run(words, environment_like(self.env))  # another broker, this line only
-        return run(words, self.env)
+            # another broker, this line only
+            return self.line.run(words, environment_like(self.env))
+        return self.line.run(words, self.env)
 
     def help(self, words: list[str]) -> ExitStatus:
         if words and words[0] in self.shell_commands.commands:
@@ -183,8 +200,8 @@ class Session:
             if unknown is not None:
                 self.say(f"amq: error: {mask_line(unknown)}")
                 return ExitStatus.USAGE
-            return run([*words, "--help"], self.env)
-        self.out(command_line_help())
+            return self.line.run([*words, "--help"], self.env)
+        self.out(command_line_help(self.line))
         self._shell_commands_help()
         return ExitStatus.OK
 
@@ -253,23 +270,32 @@ HELP_WORDS = ("-h", "--help")
 MASKED = ":****@"  # a URL's password as the history keeps it
 
 
-def command_line_help() -> str:
+def command_line_of(env: Environment) -> CommandLine:
+    """The command line the shell runs its lines with (``cli.run`` sets it)."""
+    if env.command_line is None:
+        raise ValueError("no command line in this Environment: the shell starts from cli.run, "
+                         "or set Environment.command_line (amqcli.cli.COMMAND_LINE)")
+    return env.command_line
+
+
+def command_line_help(line: CommandLine) -> str:
     """``amq --help`` as the shell has it: without the commands that do not apply inside."""
-    import typer.main
-    group: Any = typer.main.get_command(load_commands())
+    from ..cli.typer_shim import group
+    tree = group(line.tree())
     for name in NOT_IN_THE_SHELL:
-        group.commands.pop(name, None)
-    ctx = group.make_context("amq", [], resilient_parsing=True)
-    return str(group.get_help(ctx))
+        tree.commands.pop(name, None)
+    ctx = tree.make_context("amq", [], resilient_parsing=True)
+    return str(tree.get_help(ctx))
 
 
-def unknown_command(tree: Any, words: list[str], global_options: set[str]) -> str | None:
+def unknown_command(tree: Command, words: list[str], global_options: set[str]) -> str | None:
     """What is wrong when the line's command (or subcommand) does not exist, else None
     (click then parses the line: its errors are for everything else)."""
     i = 0
     while i < len(words) and words[i].partition("=")[0] in global_options:
         i += 1 if "=" in words[i] else 2
-    command, path = tree, []
+    command: Any = tree
+    path: list[str] = []
     for word in words[i:]:
         commands = getattr(command, "commands", None)
         if commands is None or word.startswith("-"):
@@ -310,7 +336,8 @@ def render_delivery(delivery: Delivery, number: int, terminal: bool) -> str:
 
 # --- the loops --------------------------------------------------------------------------
 
-def prompt_session(session: Session, input: Any = None, output: Any = None) -> Any:
+def prompt_session(session: Session, input: Input | None = None,
+                   output: Output | None = None) -> PromptSession[str]:
     """A prompt-toolkit ``PromptSession`` on the session (a real terminal by default)."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -324,7 +351,7 @@ def prompt_session(session: Session, input: Any = None, output: Any = None) -> A
         input=input, output=output)
 
 
-def _tab_binding(completer: Any) -> Any:
+def _tab_binding(completer: Completer) -> KeyBindings:
     """Tab that completes at once, even while the as-you-type completion is still running
     (prompt-toolkit then drops a Tab's own request: a fast typist's Tab would be lost).
     The completer is quick (names come from a catalog refreshed in the background)."""
@@ -335,7 +362,7 @@ def _tab_binding(completer: Any) -> Any:
     bindings = KeyBindings()
 
     @bindings.add("tab", filter=~has_completions)
-    def _complete(event: Any) -> None:
+    def _complete(event: KeyPressEvent) -> None:
         buffer = event.current_buffer
         found = list(completer.get_completions(buffer.document,
                                                CompleteEvent(completion_requested=True)))
@@ -346,14 +373,14 @@ def _tab_binding(completer: Any) -> Any:
     return bindings
 
 
-def _history(session: Session) -> Any:
+def _history(session: Session) -> History:
     history, problem = open_history(history_path())
     if problem is not None:
         session.say(f"amq: warning: history not kept: {problem}")
     return history
 
 
-def interactive(session: Session, prompt: Any) -> None:
+def interactive(session: Session, prompt: PromptSession[str]) -> None:
     """Read and run lines until Ctrl+D or ``exit``."""
     while not session.leaving:
         try:
@@ -369,7 +396,7 @@ def interactive(session: Session, prompt: Any) -> None:
             pass
 
 
-def scripted(session: Session, lines: Any, keep_going: bool = False) -> ExitStatus:
+def scripted(session: Session, lines: Iterable[str], keep_going: bool = False) -> ExitStatus:
     """Run lines from a pipe or file, one command each, without a prompt. Like ``sh -e``,
     the first line that fails ends the run with its exit status; with ``keep_going`` every
     line runs and the status is the last failure's. Ctrl+C (or SIGTERM) always ends it."""
@@ -397,7 +424,7 @@ def _leave_prompt() -> bool:
         return False
 
     def leave() -> None:
-        if app.is_running and not app.future.done():
+        if app.is_running and app.future is not None and not app.future.done():
             app.exit(exception=Terminated())
     loop.call_soon_threadsafe(leave)
     return True
@@ -405,7 +432,7 @@ def _leave_prompt() -> bool:
 
 @contextmanager
 def _sigterm_leaves() -> Iterator[None]:
-    def terminate(_signo: int, _frame: Any) -> None:
+    def terminate(_signo: int, _frame: FrameType | None) -> None:
         if "prompt_toolkit" in sys.modules and _leave_prompt():
             return
         raise Terminated

@@ -12,11 +12,15 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import errors
-from ..broker.model import Delivery
+from ..amqp.model import Delivery
 from ..config import BrokerURL
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..backends.base import Subscription as Consumer
 
 PREFETCH = 50
 POLL_SECONDS = 0.2  # how soon a stop request is noticed
@@ -84,7 +88,8 @@ class Subscription:
             not self._stop.is_set()
 
     def _run(self) -> None:
-        backend = consumer = None
+        backend: Backend | None = None
+        consumer: Consumer | None = None
         try:
             backend, consumer = self._open()
         except errors.AmqError as err:
@@ -105,7 +110,7 @@ class Subscription:
             self._stop.set()
             _close(backend, consumer)
 
-    def _open(self) -> tuple[Any, Any]:
+    def _open(self) -> tuple[Backend, Consumer]:
         from ..backends import open_backend
         backend = open_backend(self.url)
         try:
@@ -115,7 +120,7 @@ class Subscription:
             _close(backend, None)
             raise
 
-    def _consume(self, consumer: Any) -> None:
+    def _consume(self, consumer: Consumer) -> None:
         while not self._stop.is_set():
             for delivery in consumer.fetch(PREFETCH, POLL_SECONDS):
                 if self._stop.is_set():
@@ -125,7 +130,7 @@ class Subscription:
                 consumer.ack(delivery.delivery_tag)
 
 
-def _prepare(backend: Any, source: Source) -> str:
+def _prepare(backend: Backend, source: Source) -> str:
     """Declare what the source needs (as ``amq receive`` does); the queue to consume."""
     if source.exchange is not None:
         backend.declare_exchange(source.exchange, passive=True)
@@ -139,7 +144,7 @@ def _prepare(backend: Any, source: Source) -> str:
     return source.queue
 
 
-def _close(backend: Any, consumer: Any) -> None:
+def _close(backend: Backend | None, consumer: Consumer | None) -> None:
     """Cancel the consumer (its unacknowledged messages go back) and close the connection."""
     if consumer is not None:
         _quietly(consumer.cancel)
@@ -147,7 +152,7 @@ def _close(backend: Any, consumer: Any) -> None:
         _quietly(backend.close)
 
 
-def _quietly(action: Callable[[], Any]) -> None:
+def _quietly(action: Callable[[], object]) -> None:
     with contextlib.suppress(Exception):  # closing anyway
         action()
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from prompt_toolkit.patch_stdout import StdoutProxy
 
 
 class Terminal:
@@ -19,7 +22,7 @@ class Terminal:
         self.stdout = stdout
         self.is_terminal = is_terminal  # colours and styles for the messages
         self._lock = threading.Lock()
-        self._proxy: Any = None
+        self._proxy: StdoutProxy | None = None
 
     @contextmanager
     def prompting(self) -> Iterator[None]:

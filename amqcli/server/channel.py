@@ -18,12 +18,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pamqp import base
 from pamqp import commands as C
 
 from .. import errors
-from ..broker.engine import server_name
-from ..broker.model import Delivery, DestinationType, Message, Properties
-from ..broker.publishing import REJECTED, UNROUTABLE, check_size, parse_expiration
+from ..amqp.model import Delivery, DestinationType, Message, Properties, PublishOutcome
+from ..amqp.names import server_name
+from ..broker.publishing import check_size, parse_expiration
 from . import frames, replyto
 from .dispatch import NOTHING, Consumer, Fed
 
@@ -52,7 +53,7 @@ class _Content:
 
     __slots__ = ("method", "parts", "properties", "received", "size")
 
-    def __init__(self, method: Any) -> None:
+    def __init__(self, method: C.Basic.Publish) -> None:
         self.method = method
         self.properties: Properties | None = None
         self.size = 0
@@ -117,7 +118,7 @@ class ServerChannel:
         if isinstance(method, (C.Channel.Close, C.Channel.CloseOk)):
             self.connection.forget_channel(self)
 
-    def send(self, method: Any) -> None:
+    def send(self, method: base.Frame) -> None:
         self.connection.write(frames.method_frame(method, self.number))
 
     # --- content ----------------------------------------------------------------------
@@ -175,11 +176,11 @@ class ServerChannel:
         else:
             self.connection.pending.append(pending)
 
-    def routed(self, run: list[Pending], outcomes: list[int]) -> None:
+    def routed(self, run: list[Pending], outcomes: list[PublishOutcome]) -> None:
         """What became of a run of this channel's publishes: returns, then confirms."""
         confirms: list[tuple[int, bool]] = []
         for pending, outcome in zip(run, outcomes, strict=True):
-            if outcome == UNROUTABLE and pending.mandatory:
+            if outcome is PublishOutcome.UNROUTABLE and pending.mandatory:
                 m = pending.message
                 self.send(frames.build(C.Basic.Return, 312, "NO_ROUTE", m.exchange,
                                        m.routing_key))
@@ -187,7 +188,7 @@ class ServerChannel:
                     self.number, frames.encode_properties(m.properties), m.body,
                     self.connection.frame_max))
             if pending.seq:
-                confirms.append((pending.seq, outcome != REJECTED))
+                confirms.append((pending.seq, outcome is not PublishOutcome.REJECTED))
         self._confirm(confirms)
 
     def _confirm(self, confirms: list[tuple[int, bool]]) -> None:

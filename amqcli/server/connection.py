@@ -28,14 +28,16 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pamqp import base
 from pamqp import commands as C
 
 from .. import errors
-from ..broker.publishing import ROUTED, UNROUTABLE
+from ..amqp.model import PublishOutcome
 from . import auth, frames, replyto
-from .channel import ServerChannel
+from .channel import Pending, ServerChannel
 
 if TYPE_CHECKING:
+    from ..broker.engine import Connection as EngineConnection
     from .listener import Server
 
 log = logging.getLogger("amq.server")
@@ -77,10 +79,10 @@ class AMQPConnection(asyncio.Protocol):
         self.channel_max = CHANNEL_MAX
         self.heartbeat = 0
         self.channels: dict[int, ServerChannel] = {}
-        self.engine: Any = None  # the engine Connection, from connection.open on
-        self.pending: list[Any] = []  # completed publishes not yet given to the engine
+        self._engine: EngineConnection | None = None  # from connection.open on
+        self.pending: list[Pending] = []  # completed publishes not yet given to the engine
         self.acked: set[ServerChannel] = set()  # channels with lazy acks to write
-        self.context: Any = None  # the method being handled, for error replies
+        self.context: base.Frame | None = None  # the method being handled, for error replies
         self.paused = False
         self.wrote = False
         self.last_read = self.loop.time()
@@ -89,6 +91,14 @@ class AMQPConnection(asyncio.Protocol):
         self._close_after_send = False
 
     # --- asyncio.Protocol -------------------------------------------------------------
+
+    @property
+    def engine(self) -> EngineConnection:
+        """The engine ``Connection`` of this AMQP connection: made at ``connection.open``,
+        before which the handshake lets no method reach a channel or the engine."""
+        if self._engine is None:
+            raise errors.CommandInvalid("connection.open has not been received")
+        return self._engine
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -311,7 +321,7 @@ class AMQPConnection(asyncio.Protocol):
         if m.virtual_host != "/":
             raise errors.NotAllowed(f"vhost {m.virtual_host} not found")
         # The server sweeps for dead connections on its own schedule, not per login.
-        self.engine = self.server.broker.connect(f"amqp {self.name} user {self.user}",
+        self._engine = self.server.broker.connect(f"amqp {self.name} user {self.user}",
                                                  sweep=False)
         self.state = State.OPEN
         self.write(frames.method_frame(frames.build(C.Connection.OpenOk, ""), 0))
@@ -366,17 +376,17 @@ class AMQPConnection(asyncio.Protocol):
             channel.routed(run, outcomes)
         self.server.dispatcher.wake()
 
-    def _publish(self, exchange: str, run: list[Any]) -> list[int]:
+    def _publish(self, exchange: str, run: list[Pending]) -> list[PublishOutcome]:
         """One engine call for a run; direct reply-to messages bypass the engine."""
         if exchange != "" or not any(replyto.is_reply("", p.message.routing_key)
                                      for p in run):
             return self.engine.publish(exchange, [p.message for p in run])
-        outcomes: list[int | None] = []
+        outcomes: list[PublishOutcome | None] = []
         stored = []
         for p in run:
             if replyto.is_reply("", p.message.routing_key):
                 delivered = self.server.reply_to.deliver(p.message)
-                outcomes.append(ROUTED if delivered else UNROUTABLE)
+                outcomes.append(PublishOutcome.ROUTED if delivered else PublishOutcome.UNROUTABLE)
             else:
                 outcomes.append(None)
                 stored.append(p.message)
@@ -442,9 +452,9 @@ class AMQPConnection(asyncio.Protocol):
                 channel.release()
             except errors.AmqError:
                 log.exception("releasing channel %d of %s", channel.number, self.name)
-        if self.engine is not None:
+        if self._engine is not None:
             try:
-                self.engine.close()
+                self._engine.close()
             except errors.AmqError:
                 log.exception("releasing AMQP connection %s", self.name)
         self.server.dispatcher.wake()
@@ -533,7 +543,7 @@ def _short(text: str) -> str:
     return text if len(data) <= 255 else data[:255].decode("utf-8", "ignore")
 
 
-HANDSHAKE: dict[State, tuple[Any, Callable[[AMQPConnection, Any], None]]] = {
+HANDSHAKE: dict[State, tuple[type[base.Frame], Callable[[AMQPConnection, Any], None]]] = {
     State.START: (C.Connection.StartOk, AMQPConnection._start_ok),
     State.TUNE: (C.Connection.TuneOk, AMQPConnection._tune_ok),
     State.OPENING: (C.Connection.Open, AMQPConnection._open),

@@ -40,7 +40,7 @@ BATCH = 256  # messages claimed at once for a consumer that has a queue to itsel
 class Fed(NamedTuple):
     """What one ``feed`` delivered."""
 
-    count: int
+    messages: int
     size: int  # bytes of bodies
     dry: bool  # the queue ran out: fewer than asked although the consumer had room
 
@@ -61,7 +61,7 @@ class Budget:
         return self.messages <= 0 or self.size <= 0
 
     def take(self, fed: Fed) -> None:
-        self.messages -= fed.count
+        self.messages -= fed.messages
         self.size -= fed.size
 
 
@@ -163,7 +163,7 @@ class Dispatcher:
             budget.take(fed)
             if fed.dry:
                 return True
-            idle = 0 if fed.count else idle + 1
+            idle = 0 if fed.messages else idle + 1
         return False
 
     def _ready(self, names: Sequence[str]) -> dict[str, bool]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import struct
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from pamqp import commands, encode, header
+from pamqp import base, commands, encode, header
 
 from .. import errors
-from ..broker.model import Properties
+from ..amqp.model import Properties
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
@@ -92,6 +92,18 @@ def read_frames(buffer: bytearray,
 
 # --- decoding -------------------------------------------------------------------------
 
+M = TypeVar("M", bound=base.Frame)
+
+
+class MethodFrameError(errors.FrameError):
+    """A method frame that does not decode: ``method`` (its class, undecoded) gives the
+    class and method ids of the reply."""
+
+    def __init__(self, text: str, method: base.Frame) -> None:
+        super().__init__(text)
+        self.method = method
+
+
 class UnknownMethod(Exception):
     """A method frame naming a (class, method) that AMQP 0-9-1 does not define."""
 
@@ -105,7 +117,7 @@ def method_ids(payload: bytes) -> tuple[int, int]:
     return index >> 16, index & 0xFFFF
 
 
-def decode_method(payload: bytes) -> Any:
+def decode_method(payload: bytes) -> base.Frame:
     """The pamqp method of a method frame's payload (shared: never mutate it)."""
     if len(payload) == 13 and payload[:4] == _ACK_BYTES:  # a consumer's every message
         tag, bits = _ACK.unpack_from(payload, 4)
@@ -115,7 +127,7 @@ def decode_method(payload: bytes) -> Any:
     return _decode_method(payload)
 
 
-def _decode_method(payload: bytes) -> Any:
+def _decode_method(payload: bytes) -> base.Frame:
     cls = commands.INDEX_MAPPING.get(_INDEX.unpack_from(payload)[0])
     if cls is None:
         raise UnknownMethod(*method_ids(payload))
@@ -123,9 +135,7 @@ def _decode_method(payload: bytes) -> Any:
     try:
         method.unmarshal(payload[4:])
     except (struct.error, ValueError, TypeError, KeyError, IndexError) as err:
-        error = errors.FrameError(f"cannot decode {octets(payload[4:])}")
-        error.method = method  # for the class and method ids of the reply
-        raise error from err
+        raise MethodFrameError(f"cannot decode {octets(payload[4:])}", method) from err
     return method
 
 
@@ -209,7 +219,7 @@ def encode_properties(props: Properties) -> bytes:
     return _FLAGS.pack(flags) + b"".join(parts)
 
 
-def method_payload(method: Any) -> bytes:
+def method_payload(method: base.Frame) -> bytes:
     """A method's frame payload: its index, then its fields as pamqp defines them."""
     out = [_INDEX.pack(method.index)]
     bits, offset = -1, 0
@@ -237,7 +247,7 @@ def frame(kind: int, channel: int, payload: bytes) -> bytes:
     return _FRAME_HEAD.pack(kind, channel, len(payload)) + payload + FRAME_END
 
 
-def method_frame(method: Any, channel: int) -> bytes:
+def method_frame(method: base.Frame, channel: int) -> bytes:
     return frame(FRAME_METHOD, channel, method_payload(method))
 
 
@@ -289,7 +299,7 @@ class DeliverEncoder:
         return template[0] + _LONGLONG.pack(delivery_tag) + template[1]
 
 
-def build(cls: Any, *values: Any) -> Any:
+def build(cls: type[M], *values: Any) -> M:
     """A pamqp method with these field values (in its field order), without running its
     validators, which refuse names RabbitMQ accepts (``queue.declare-ok`` of "my queue")."""
     method = cls.__new__(cls)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING
 
-from ..broker.model import Message
+from ..amqp.model import Message
 
 if TYPE_CHECKING:
     from .channel import ServerChannel

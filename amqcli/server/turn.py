@@ -19,9 +19,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from ..broker.store import Store
     from .connection import AMQPConnection
     from .frames import Part
@@ -33,7 +35,7 @@ class Turn:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.on_pass: Callable[[], None] = lambda: None  # the dispatcher's delivery pass
-        self._open: AbstractContextManager[Any] | None = None
+        self._open: AbstractContextManager[sqlite3.Connection] | None = None
         self._scheduled = False
         self._pass_wanted = False
         self._failed: BaseException | None = None

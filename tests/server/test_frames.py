@@ -9,7 +9,7 @@ import pytest
 from pamqp import body, frame, header
 from pamqp import commands as C
 
-from amqcli.broker.model import Properties
+from amqcli.amqp.model import Properties
 from amqcli.server import frames
 
 

@@ -21,8 +21,8 @@ from pamqp import body, frame, header
 from pamqp import commands as C
 
 from amqcli import errors
+from amqcli.amqp.model import Message
 from amqcli.broker.engine import Broker
-from amqcli.broker.model import Message
 from amqcli.server import frames
 from amqcli.server.auth import Users
 from amqcli.server.connection import AMQPConnection

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from amqcli.broker.codec import (
+from amqcli.amqp.codec import (
     amqp_decimal,
     check_table,
     dump_properties,
@@ -30,8 +30,8 @@ from amqcli.broker.codec import (
     text_or_bytes,
     to_json_value,
 )
-from amqcli.broker.engine import check_name
-from amqcli.broker.model import Delivery, Properties
+from amqcli.amqp.model import Delivery, Properties
+from amqcli.amqp.names import check_name
 from amqcli.cli.parsing import parse_arguments, parse_headers, parse_properties
 from amqcli.cli.workers import message_environment
 from amqcli.errors import UsageError

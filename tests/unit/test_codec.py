@@ -1,4 +1,4 @@
-"""Unit tests for amqcli.broker.codec: lossless JSON for AMQP field values and properties."""
+"""Unit tests for amqcli.amqp.codec: lossless JSON for AMQP field values and properties."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from amqcli.broker.codec import (
+from amqcli.amqp.codec import (
     dump_properties,
     from_json_value,
     load_properties,
@@ -16,7 +16,7 @@ from amqcli.broker.codec import (
     properties_to_json,
     to_json_value,
 )
-from amqcli.broker.model import Properties
+from amqcli.amqp.model import Properties
 
 UTC = dt.timezone.utc
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from amqcli import errors
+from amqcli.amqp.model import EMPTY_PROPERTIES
 from amqcli.broker.channel import BATCH_BYTES
 from amqcli.broker.engine import Broker
-from amqcli.broker.model import EMPTY_PROPERTIES
 
 KiB = 1024
 

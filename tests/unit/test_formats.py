@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from amqcli.broker.model import Delivery, Message, Properties
+from amqcli.amqp.model import Delivery, Message, Properties
 from amqcli.errors import UsageError
 from amqcli.formats import (
     OutputFormat,

@@ -2,7 +2,7 @@
 
 import json
 
-from amqcli.broker.model import Delivery, Properties
+from amqcli.amqp.model import Delivery, Properties
 from amqcli.cli.env import Environment
 from amqcli.cli.workers import base_environment, header_variable, message_environment
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from amqcli.broker.model import PROPERTY_NAMES, Properties
+from amqcli.amqp.model import PROPERTY_NAMES, Properties
 from amqcli.cli.parsing import (
     build_properties,
     parse_arguments,

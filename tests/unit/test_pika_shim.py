@@ -12,8 +12,8 @@ import pika.data
 import pika.spec
 import pytest
 
+from amqcli.amqp.model import Properties
 from amqcli.backends import pika_shim
-from amqcli.broker.model import Properties
 from amqcli.errors import UsageError
 
 
@@ -151,3 +151,67 @@ def test_a_long_property_is_a_usage_error_not_pikas_text() -> None:
     from amqcli.backends.rabbitmq import encode_properties
     with pytest.raises(UsageError, match="a property is longer than 255 bytes"):
         encode_properties(Properties(app_id="x" * 300))
+
+
+
+# What pika_shim's adapter functions reach into: (on what, attribute, where it is checked:
+# on pika's class, or on a live connection since pika sets it in __init__).
+ADAPTER_PRIVATES = [
+    ("BlockingConnection", "_flush_output", "class"),
+    ("BlockingConnection", "_impl", "live"),
+    ("BlockingConnection._impl", "_output_marshaled_frames", "class"),
+    ("BlockingConnection._impl", "_body_max_length", "live"),
+    ("BlockingChannel", "_impl", "live"),
+    ("BlockingChannel", "_closing_reason", "live"),
+    ("BlockingChannel._impl", "confirm_delivery", "class"),
+]
+
+
+def lacking(objects: dict[str, object], where: str) -> str:
+    """One line per private the shim needs that ``objects`` (by owner name) lack."""
+    return "\n".join(
+        f"pika {pika.__version__} lacks {owner}.{attribute}, which amqcli/backends/"
+        f"pika_shim.py uses: read its docstring and follow the change"
+        for owner, attribute, kind in ADAPTER_PRIVATES
+        if kind == where and not hasattr(objects[owner], attribute))
+
+
+def test_the_adapter_methods_the_shim_calls_are_on_pikas_classes() -> None:
+    import pika.channel
+    import pika.connection
+    from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+    classes = {"BlockingConnection": BlockingConnection, "BlockingChannel": BlockingChannel,
+               "BlockingConnection._impl": pika.connection.Connection,
+               "BlockingChannel._impl": pika.channel.Channel}
+    assert not lacking(classes, "class"), lacking(classes, "class")
+
+
+def test_the_adapter_state_the_shim_reads_is_on_a_live_connection() -> None:
+    """On the test RabbitMQ: pika sets these in ``__init__``, so only a connection has them.
+    The shim's functions then do what ``backends/rabbitmq.py`` relies on."""
+    from conftest import RABBITMQ_URL, REQUIRE_RABBITMQ, rabbitmq_problem
+    problem = rabbitmq_problem()
+    if problem:
+        if REQUIRE_RABBITMQ:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        live = {"BlockingConnection": connection, "BlockingChannel": channel,
+                "BlockingConnection._impl": getattr(connection, "_impl", None),
+                "BlockingChannel._impl": getattr(channel, "_impl", None)}
+        assert not lacking(live, "live"), lacking(live, "live")
+        assert pika_shim.body_frame_size(connection) == connection._impl.params.frame_max - 8
+        assert pika_shim.closing_reason(channel) is None
+        acks: list[object] = []
+        selected: list[object] = []
+        pika_shim.select_confirms(channel, acks.append, selected.append)
+        pika_shim.wait_until(connection, lambda: bool(selected))
+        channel.basic_publish("", "amq.no-such-queue.shim-test", b"x")
+        pika_shim.wait_until(connection, lambda: bool(acks))
+        assert isinstance(acks[0].method, pika.spec.Basic.Ack)
+        channel.close()
+        assert isinstance(pika_shim.closing_reason(channel), pika.exceptions.ChannelClosed)
+    finally:
+        connection.close()

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from amqcli.broker.model import Properties
-from amqcli.cli.consumer_options import DEFAULT_PREFETCH
-from amqcli.cli.receive import ReceivePlan, consumer_prefetch, output_format, plan_receive
+from amqcli.amqp.model import Properties
+from amqcli.cli.consumer_options import DEFAULT_PREFETCH, PIPE_PREFETCH
+from amqcli.cli.receive import (
+    WINDOW_START,
+    ReceivePlan,
+    consumer_prefetch,
+    output_format,
+    plan_receive,
+)
 from amqcli.cli.send import LINE, NUL, BodySource, SendPlan, body_source, plan_send, split_body
 from amqcli.cli.workers import OnFailure, Settings
 from amqcli.errors import ExitStatus, UsageError
@@ -175,8 +181,8 @@ def test_plan_receive_refuses(kwargs, message):
 def test_plan_receive_defaults():
     assert plan_receive("q") == ReceivePlan(
         queue="q", exchange=None, keys=None, declare=True, format=OutputFormat.RAW, work=None,
-        prefetch=DEFAULT_PREFETCH, count=None, timeout=None, no_ack=False, requeue=False,
-        banner=False)
+        prefetch=DEFAULT_PREFETCH, window=0, limit=None, timeout=None, no_ack=False,
+        requeue=False, banner=False)
 
 
 def test_plan_receive_subscribes_without_declaring():
@@ -217,8 +223,25 @@ def test_plan_receive_format(kwargs, fmt):
 def test_plan_receive_prefetch(kwargs, prefetch):
     plan = plan_receive("q", **kwargs)
     assert plan.prefetch == prefetch
+    assert plan.window == 0  # not into a pipe
     assert plan.prefetch == consumer_prefetch(kwargs.get("prefetch"), kwargs.get("count"),
                                               kwargs.get("requeue", False))
+
+
+@pytest.mark.parametrize("kwargs, prefetch, window", [
+    ({}, PIPE_PREFETCH, WINDOW_START),  # into a pipe messages are held until the reader used them
+    ({"count": 3}, 3, 3),
+    ({"count": 50_000}, PIPE_PREFETCH, WINDOW_START),
+    ({"prefetch": 10}, 10, 0),  # a prefetch given: as given, no window
+    ({"prefetch": 10, "count": 3}, 3, 0),
+    ({"requeue": True}, 0, 0),
+    ({"requeue": True, "count": 5}, 5, 0),
+    ({"no_ack": True}, PIPE_PREFETCH, 0),
+    ({"no_ack": True, "count": 7}, 7, 0),
+])
+def test_plan_receive_prefetch_into_a_pipe(kwargs, prefetch, window):
+    plan = plan_receive("q", stdout_is_pipe=True, **kwargs)
+    assert (plan.prefetch, plan.window) == (prefetch, window)
 
 
 @pytest.mark.parametrize("kwargs, work, prefetch", [
@@ -232,9 +255,11 @@ def test_plan_receive_prefetch(kwargs, prefetch):
      Settings("cat", 1, None, None, OnFailure.REJECT), 1),
 ])
 def test_plan_receive_exec(kwargs, work, prefetch):
-    plan = plan_receive("q", stdout_isatty=True, stderr_isatty=True, **kwargs)
+    plan = plan_receive("q", stdout_isatty=True, stderr_isatty=True, stdout_is_pipe=True,
+                        **kwargs)
     assert plan.work == work
     assert plan.prefetch == work.prefetch == prefetch
+    assert plan.window == 0
     assert plan.banner is False  # the worker pool says its own
 
 
@@ -253,7 +278,7 @@ def test_plan_receive_banner(kwargs, banner):
 
 def test_plan_receive_passes_the_rest_through():
     plan = plan_receive("q", count=4, timeout=0.5, no_ack=True)
-    assert (plan.count, plan.timeout, plan.no_ack, plan.requeue) == (4, 0.5, True, False)
+    assert (plan.limit, plan.timeout, plan.no_ack, plan.requeue) == (4, 0.5, True, False)
     plan = plan_receive("q", requeue=True)
     assert (plan.no_ack, plan.requeue) == (False, True)
 

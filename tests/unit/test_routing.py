@@ -1,4 +1,4 @@
-"""Unit tests for amqcli.broker.routing: pure routing functions, RabbitMQ semantics."""
+"""Unit tests for amqcli.amqp.routing: pure routing functions, RabbitMQ semantics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqcli.broker.model import Binding, DestinationType, Exchange, ExchangeType
-from amqcli.broker.routing import (
+from amqcli.amqp.model import Binding, DestinationType, Exchange, ExchangeType
+from amqcli.amqp.routing import (
     Route,
     binding_matches,
     headers_match,

@@ -34,7 +34,7 @@ TIMESTAMP = (0, 253_402_300_799)  # seconds; AMQP's is unsigned, Python's ends w
 _TEXT = frozenset(TEXT_PROPERTIES)
 
 
-def text_or_bytes(value: str | bytes) -> str | bytes:
+def text_or_bytes(value: str | bytes | bytearray) -> str | bytes:
     """An AMQP string as amq holds it: ``str`` when it is UTF-8, else the ``bytes``."""
     if isinstance(value, str):
         try:

@@ -1,9 +1,12 @@
 """Routing, as pure functions: which bindings match a message, and which queues get a copy.
 
-Follows RabbitMQ exactly (SEMANTICS.md items 13-17, 32): direct and fanout, topic with
-``*``/``#`` (empty words count as words, ``""`` is zero words), headers with the four
-``x-match`` modes, exchange-to-exchange bindings with one copy per queue however many
-paths match, alternate exchanges, and CC/BCC sender-selected routing keys.
+Follows RabbitMQ exactly: direct and fanout, topic with ``*``/``#`` (empty words count as
+words, ``""`` is zero words), headers with the four ``x-match`` modes, exchange-to-exchange
+bindings with one copy per queue however many paths match, alternate exchanges, and CC/BCC
+sender-selected routing keys.
+
+RabbitMQ docs: Exchanges; AMQP 0-9-1 Model Explained (the headers exchange); Exchange to
+Exchange Bindings; Alternate Exchanges; Sender-selected Distribution.
 """
 
 from __future__ import annotations

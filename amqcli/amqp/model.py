@@ -9,7 +9,7 @@ The ``{}`` defaults are shared: never mutate a value's dict in place.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
 
 
@@ -23,6 +23,14 @@ class ExchangeType(StrEnum):
 class DestinationType(StrEnum):
     QUEUE = "queue"
     EXCHANGE = "exchange"
+
+
+class PublishOutcome(IntEnum):
+    """What became of one published message."""
+
+    ROUTED = 0  # in every queue it was routed to
+    UNROUTABLE = 1  # reached no queue: dropped (returned to a mandatory publisher)
+    REJECTED = 2  # a reject-publish queue refused it: a nack to a confirming publisher
 
 
 DEFAULT_EXCHANGE = ""

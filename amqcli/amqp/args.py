@@ -1,14 +1,22 @@
 """Queue and exchange arguments: validation and redeclare equivalence, as RabbitMQ does them.
 
-SEMANTICS.md items 9, 20, 22 and 23; the error texts are RabbitMQ's own.
+The error texts are RabbitMQ's own. RabbitMQ docs: Queues (optional arguments, property
+equivalence); Exchanges; Quorum Queues; Streams; and the AMQP 0-9-1 errata (which
+properties and arguments a redeclare compares).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .names import where
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Check = Callable[[Any, dict[str, Any]], str | None]  # (value, arguments) -> why not
+
 
 # Arguments compared on redeclare; any other is ignored (rabbit_classic_queue.erl).
 EQUIVALENCE_ARGS = (
@@ -39,8 +47,8 @@ def amqp_type(value: Any) -> str:
     return "void" if value is None else type(value).__name__
 
 
-def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, dict], str | None]:
-    def check(value: Any, _args: dict) -> str | None:
+def _integer(minimum: int, maximum: int | None = None) -> Check:
+    def check(value: Any, _args: dict[str, Any]) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return f'"expected integer, got {amqp_type(value)}"'
         if value < minimum:
@@ -51,27 +59,27 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, dict], 
     return check
 
 
-def _string(value: Any, _args: dict) -> str | None:
+def _string(value: Any, _args: dict[str, Any]) -> str | None:
     return None if isinstance(value, str) else f"{{unacceptable_type,{amqp_type(value)}}}"
 
 
-def _one_of(choices: tuple[str, ...], error: str) -> Callable[[Any, dict], str | None]:
-    def check(value: Any, _args: dict) -> str | None:
+def _one_of(choices: tuple[str, ...], error: str) -> Check:
+    def check(value: Any, _args: dict[str, Any]) -> str | None:
         return None if value in choices else error
     return check
 
 
-def _dlrk(value: Any, args: dict) -> str | None:
+def _dlrk(value: Any, args: dict[str, Any]) -> str | None:
     if not isinstance(value, str):
         return f"{{unacceptable_type,{amqp_type(value)}}}"
     return None if "x-dead-letter-exchange" in args else "routing_key_but_no_dlx_defined"
 
 
-def _boolean(value: Any, _args: dict) -> str | None:
+def _boolean(value: Any, _args: dict[str, Any]) -> str | None:
     return None if isinstance(value, bool) else f"{{unacceptable_type,{amqp_type(value)}}}"
 
 
-QUEUE_ARG_CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
+QUEUE_ARG_CHECKS: dict[str, Check] = {
     "x-message-ttl": _integer(0),
     "x-expires": _integer(1),
     "x-max-length": _integer(0),
@@ -85,10 +93,6 @@ QUEUE_ARG_CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     "x-queue-mode": _one_of(("default", "lazy"), "unsupported_queue_mode"),
     "x-queue-version": _one_of((1, 2), "unsupported_queue_version"),  # type: ignore[arg-type]
 }
-
-
-def where(kind: str, name: str) -> str:
-    return f"{kind} '{name}' in vhost '/'"
 
 
 def validate_queue_arguments(name: str, arguments: dict[str, Any], *, durable: bool,

@@ -1,0 +1,152 @@
+"""Row helpers of the store's tables, on an open transaction: the engine's modules share
+them (engine, channel, lifecycle, publishing), and import them from here, at the top.
+
+Queue and exchange arguments are stored as JSON (``dump_table``/``load_table``) with the
+AMQP types of ``amqp.codec``'s JSON form kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..amqp.model import Binding, DestinationType, Exchange, ExchangeType
+
+
+def dump_table(value: dict[str, Any]) -> str:
+    import json
+
+    from ..amqp.codec import to_json_value
+    return json.dumps(to_json_value(value), sort_keys=True, separators=(",", ":"))
+
+
+def load_table(text: str) -> dict[str, Any]:
+    if not text or text == "{}":
+        return {}
+    import json
+
+    from ..amqp.codec import from_json_value
+    return from_json_value(json.loads(text))
+
+
+def get_exchange(db: sqlite3.Connection, name: str) -> Exchange | None:
+    row = db.execute(
+        "SELECT name, type, durable, auto_delete, internal, arguments FROM exchanges "
+        "WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    return Exchange(row[0], ExchangeType(row[1]), bool(row[2]), bool(row[3]), bool(row[4]),
+                    load_table(row[5]))
+
+
+def queue_row(db: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT durable, exclusive_owner, auto_delete, arguments, had_consumer FROM queues "
+        "WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    return {"durable": bool(row[0]), "owner": row[1], "auto_delete": bool(row[2]),
+            "arguments": load_table(row[3]), "had_consumer": bool(row[4])}
+
+
+def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
+    rows = db.execute(
+        "SELECT destination, destination_type, routing_key, arguments FROM bindings "
+        "WHERE source = ?", (source,)).fetchall()
+    return [Binding(source, d, DestinationType(t), k, load_table(a)) for d, t, k, a in rows]
+
+
+def for_ids(db: sqlite3.Connection, sql: str, params: tuple[Any, ...],
+            ids: list[int]) -> None:
+    """Run ``sql`` (ending in ``WHERE ... AND``) for rows by id: ``id BETWEEN`` for each
+    run of consecutive ids (the usual case: one consumer, FIFO), ``id IN`` for the rest."""
+    ids = sorted(ids)
+    if ids and ids[-1] - ids[0] == len(ids) - 1:
+        db.execute(f"{sql} id BETWEEN ? AND ?", (*params, ids[0], ids[-1]))
+        return
+    singles: list[int] = []
+    i, n = 0, len(ids)
+    while i < n:
+        j = i
+        while j + 1 < n and ids[j + 1] == ids[j] + 1:
+            j += 1
+        if j - i >= 3:
+            db.execute(f"{sql} id BETWEEN ? AND ?", (*params, ids[i], ids[j]))
+        else:
+            singles.extend(ids[i:j + 1])
+        i = j + 1
+    for k in range(0, len(singles), 500):
+        chunk = singles[k:k + 500]
+        db.execute(f"{sql} id IN ({','.join('?' * len(chunk))})", (*params, *chunk))
+
+
+def counts(db: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
+    """(ready, unacked, consumers) of a queue."""
+    ready = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
+                       (queue,)).fetchone()[0]
+    row = db.execute("SELECT unacked FROM queues WHERE name = ?", (queue,)).fetchone()
+    unacked = row[0] if row else 0
+    consumers = db.execute("SELECT COUNT(*) FROM consumers WHERE queue = ?",
+                           (queue,)).fetchone()[0]
+    return ready, unacked, consumers
+
+
+def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
+    """Delete a queue with its messages, bindings and consumers; the ready count it had."""
+    ready = db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL",
+                       (name,)).rowcount
+    row = db.execute("SELECT unacked FROM queues WHERE name = ?", (name,)).fetchone()
+    if row and row[0]:  # held by consumers: no index leads there, so scan
+        db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NOT NULL", (name,))
+    sources = [r[0] for r in db.execute(
+        "SELECT DISTINCT source FROM bindings WHERE destination_type = 'queue' "
+        "AND destination = ?", (name,))]
+    db.execute("DELETE FROM bindings WHERE destination_type = 'queue' AND destination = ?",
+               (name,))
+    db.execute("DELETE FROM consumers WHERE queue = ?", (name,))
+    db.execute("DELETE FROM queues WHERE name = ?", (name,))
+    auto_delete_exchanges(db, sources)
+    return ready
+
+
+def auto_delete_exchanges(db: sqlite3.Connection, names: Sequence[str]) -> None:
+    """Delete auto-delete exchanges among ``names`` that are no longer the source of a binding."""
+    for name in names:
+        row = db.execute("SELECT auto_delete FROM exchanges WHERE name = ?", (name,)).fetchone()
+        if row and row[0] and not db.execute(
+                "SELECT 1 FROM bindings WHERE source = ? LIMIT 1", (name,)).fetchone():
+            delete_exchange_rows(db, name)
+
+
+def delete_exchange_rows(db: sqlite3.Connection, name: str) -> None:
+    sources = [r[0] for r in db.execute(
+        "SELECT DISTINCT source FROM bindings WHERE destination_type = 'exchange' "
+        "AND destination = ?", (name,))]
+    db.execute("DELETE FROM bindings WHERE source = ? OR "
+               "(destination_type = 'exchange' AND destination = ?)", (name, name))
+    db.execute("DELETE FROM exchanges WHERE name = ?", (name,))
+    auto_delete_exchanges(db, [s for s in sources if s != name])
+
+
+def touch_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
+    """Mark queues as used now (the x-expires clock restarts when consumers go)."""
+    db.executemany("UPDATE queues SET last_used = ? WHERE name = ?",
+                   [(time.time(), n) for n in set(names)])
+
+
+def auto_delete_queues(db: sqlite3.Connection, names: Sequence[str]) -> None:
+    """Delete auto-delete queues among ``names`` that had consumers and have none left."""
+    for name in set(names):
+        row = db.execute("SELECT auto_delete, had_consumer FROM queues WHERE name = ?",
+                         (name,)).fetchone()
+        if row and row[0] and row[1] and not db.execute(
+                "SELECT 1 FROM consumers WHERE queue = ? LIMIT 1", (name,)).fetchone():
+            delete_queue_rows(db, name)
+
+
+def remove_messages(db: sqlite3.Connection, ids: list[int]) -> None:
+    """Delete ready messages by id."""
+    if ids:
+        for_ids(db, "DELETE FROM messages WHERE owner IS NULL AND", (), ids)
