@@ -11,10 +11,10 @@ a. `amq receive Q --count N | wc -l`   (stdout a pipe: the careful path), the li
 b. `amq receive Q --count N > FILE`    (stdout a regular file: ack after the write), the
    baseline, measured in the same run;
 
-and the ratio a/b of the medians "(target >= 0.8)", with the CPU seconds of each
-pipeline (user + system, median), steadier than wall time on a busy machine. Each run refills the queue (untimed,
-with `amq send --lines`) and checks it is empty afterwards. `--amq "CMD ..."` measures
-another `amq` (for example an older checkout's venv) with the same script.
+and the ratio a/b of the medians "(target >= 0.8)", with the CPU seconds of each pipeline
+(user + system, median), steadier than wall time on a busy machine. Each run refills the
+queue (untimed, with `amq send --lines`) and checks it is empty afterwards. `--amq "CMD
+..."` measures another `amq` (for example an older checkout's venv) with the same script.
 
 Usage: python benchmarks/pipe_throughput.py [--count N] [--size B] [--runs R] [--url URL]
                                             [--amq CMD] [--broker local|rabbitmq|both]

@@ -141,8 +141,8 @@ def print_extra_imports(venv: Path, env: dict[str, str], cwd: Path) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30,
-                        help="counted rounds (after %d warm-up rounds); default 30"
-                        % WARMUP_ROUNDS)
+                        help=f"counted rounds (after {WARMUP_ROUNDS} warm-up rounds); "
+                             "default 30")
     parser.add_argument("--venv", type=Path,
                         help="reuse this venv (with amqcli installed) instead of a fresh one")
     args = parser.parse_args()

@@ -4,9 +4,7 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import AMQ_CMD, Amq
-
 
 # root ignores permission bits: drop the capabilities that let it, so that a chmod bites.
 AS_USER = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
@@ -116,6 +114,7 @@ def test_usage_errors_exit_2(amq, args):
 
 def test_exit_codes_are_documented_in_the_readme():
     from amqcli.errors import ExitStatus
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
+        readme = f.read()
     for status in ExitStatus:
         assert f"| {status.value} " in readme, f"exit code {status.value} ({status.name})"

@@ -175,8 +175,8 @@ def test_the_window_keeps_held_bytes_bounded_whatever_the_prefetch(amq, name, mo
     large, and the channel's window keeps what is held unacknowledged near PIPE_BYTES
     (made small here so that small messages show it)."""
     from amqcli import config
-    from amqcli.backends import open_backend
     from amqcli.amqp.model import Properties
+    from amqcli.backends import open_backend
     from amqcli.cli import receive
 
     monkeypatch.setattr(receive, "PIPE_BYTES", 64 * 1024)

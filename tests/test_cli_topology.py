@@ -136,7 +136,7 @@ def test_list_queues_formats(amq, name):
     rows = [line.split("\t") for line in amq("list", "queues").lines]
     assert [q, "1", "0", "0", "yes", "", "", ""] in rows
     data = json.loads(amq("list", "queues", "--format", "json").out)
-    mine = [r for r in data if r["name"] == q][0]
+    mine = next(r for r in data if r["name"] == q)
     assert mine == {"name": q, "messages": 1, "unacked": 0, "consumers": 0, "durable": True,
                     "exclusive": False, "auto_delete": False, "arguments": {}}
 

@@ -28,7 +28,8 @@ def test_committed_scripts_are_current(shell: Shell) -> None:
 def test_completion_command_prints_the_script(amq: Any) -> None:
     for shell in Shell:
         assert amq("completion", shell.value).out == script(shell)
-    assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in amq("completion", "tcsh", expect=2).stderr
+    refused = amq("completion", "tcsh", expect=2).stderr
+    assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in refused
 
 
 @pytest.mark.local_only

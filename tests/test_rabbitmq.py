@@ -12,9 +12,14 @@ import urllib.parse
 import urllib.request
 
 import pytest
-
 from conftest import (
-    AMQ_CMD, REQUIRE_RABBITMQ, Amq, kill_and_reap, management, rabbitmq_problem, rabbitmq_url,
+    AMQ_CMD,
+    REQUIRE_RABBITMQ,
+    Amq,
+    kill_and_reap,
+    management,
+    rabbitmq_problem,
+    rabbitmq_url,
     require_management,
 )
 

@@ -216,7 +216,7 @@ def check_table(table: dict[str, Any], what: str = "header") -> dict[str, Any]:
 
 def _check_key(key: Any, what: str) -> str:
     if not isinstance(key, str):
-        raise ValueError(f"{what} name {key!r} is not a string")  # noqa: TRY004 - bad input
+        raise ValueError(f"{what} name {key!r} is not a string")
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:

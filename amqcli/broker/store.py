@@ -310,6 +310,5 @@ class Store:
                     self._changed.wait(min(POLL_INTERVAL, left))
 
     def close(self) -> None:
-        with self._lock:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.close()
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self.db.close()

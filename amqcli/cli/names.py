@@ -103,7 +103,7 @@ class BrokerNames(NameSource):
                 out.extend(list_names(backend, kind))
             finally:
                 backend.close()
-        except Exception:  # noqa: BLE001, S110 - completion never fails
+        except Exception:  # noqa: BLE001 - completion never fails
             pass
 
 

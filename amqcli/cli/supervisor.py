@@ -235,7 +235,7 @@ class _Supervisor:
         command, env, has_stdout, has_stderr = pickle.loads(payload)
         targets = [0] + ([1] if has_stdout else []) + ([2] if has_stderr else [])
         actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, fd, target)
-                                          for fd, target in zip(fds, targets)]
+                                          for fd, target in zip(fds, targets, strict=False)]
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in fds if fd > 2]
         signal.pthread_sigmask(signal.SIG_BLOCK, [WORKER_DIED])  # spawned is recorded
         try:

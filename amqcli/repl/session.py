@@ -4,8 +4,9 @@ prompt-toolkit loop around them.
 
 A line is split like a shell would (``shlex``) and run by the command line's own ``run``
 (handed over in ``Environment.command_line``: the shell does not import the command line,
-which loads the shell's command module) on the session's ``Environment`` (``keep_open``), so the words, help, errors and output are those
-of ``amq WORDS`` on the command line. Ctrl+C interrupts the running command, Ctrl+D leaves.
+which loads the shell's command module) on the session's ``Environment``
+(``keep_open``), so the words, help, errors and output are those of ``amq WORDS`` on the
+command line. Ctrl+C interrupts the running command, Ctrl+D leaves.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Handing ready messages to consumers, across connections and processes: one per server.
 
 Consumers register here by queue. ``wake()`` asks for a delivery pass at the end of the
-loop turn (``turn.Turn``), inside the turn's transaction; passes are coalesced, so a burst
-of publishes, acks and requeues in one turn costs one pass. A pass reads, in one query, which consumed queues still exist and which
-have ready messages, then feeds the consumers of each ready queue in turn (round robin,
-one message at a time when several compete, as RabbitMQ does; in batches for a lone
-consumer), within each consumer's prefetch and while its socket keeps up. A pass hands
-out at most ``PASS_BUDGET`` messages and ``PASS_BYTES`` of bodies (or one message), then
-yields to the sockets: what a pass hands out waits in memory for the commit, and a
-connection whose socket is behind is skipped, so large messages never pile up.
+loop turn (``turn.Turn``), inside the turn's transaction; passes are coalesced, so a
+burst of publishes, acks and requeues in one turn costs one pass. A pass reads, in one
+query, which consumed queues still exist and which have ready messages, then feeds the
+consumers of each ready queue in turn (round robin, one message at a time when several
+compete, as RabbitMQ does; in batches for a lone consumer), within each consumer's
+prefetch and while its socket keeps up. A pass hands out at most ``PASS_BUDGET`` messages
+and ``PASS_BYTES`` of bodies (or one message), then yields to the sockets: what a pass
+hands out waits in memory for the commit, and a connection whose socket is behind is
+skipped, so large messages never pile up.
 
 Commits by this server wake a pass directly. Commits by other processes (``amq send``)
 are noticed by the one watcher of the server, which polls the store's ``data_version``

@@ -82,9 +82,9 @@ def test_exclusive_queue_is_locked_to_its_connection_and_goes_with_it(backend, c
 
 
 def test_reserved_names_are_access_refused(backend, name):
-    with pytest.raises(errors.AccessRefused, match="reserved prefix 'amq.*'"):
+    with pytest.raises(errors.AccessRefused, match=r"reserved prefix 'amq\.\*'"):
         backend.declare_queue("amq.mine")
-    with pytest.raises(errors.AccessRefused, match="reserved prefix 'amq.*'"):
+    with pytest.raises(errors.AccessRefused, match=r"reserved prefix 'amq\.\*'"):
         backend.declare_exchange("amq.mine", "direct")
     with pytest.raises(errors.AccessRefused, match="default exchange"):
         backend.declare_exchange("", "direct", passive=True)

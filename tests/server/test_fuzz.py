@@ -44,7 +44,8 @@ MESSAGE = (frame.marshal(C.Basic.Publish(routing_key="fuzz"), 1)
 
 VALID = [
     frame.marshal(method, channel) for channel in (1, 2) for method in (
-        C.Channel.Open(), C.Channel.Close(200, "bye", 0, 0), C.Channel.CloseOk(), C.Channel.Flow(True),
+        C.Channel.Open(), C.Channel.Close(200, "bye", 0, 0), C.Channel.CloseOk(),
+        C.Channel.Flow(True),
         C.Queue.Declare(queue="fuzz"), C.Queue.Declare(queue="", exclusive=True),
         C.Queue.Bind(queue="fuzz", exchange="amq.topic", routing_key="#"),
         C.Queue.Purge(queue="fuzz"), C.Basic.Qos(prefetch_count=2),

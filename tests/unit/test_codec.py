@@ -18,7 +18,7 @@ from amqcli.amqp.codec import (
 )
 from amqcli.amqp.model import Properties
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 ROUND_TRIP_VALUES = [
     # plain JSON values come back unchanged

@@ -83,7 +83,7 @@ def test_publishing_more_than_the_max_message_size(tmp_path) -> None:  # type: i
     conn = broker.connect()
     conn.declare_queue("q")
     with pytest.raises(errors.PreconditionFailed,
-                       match="message size 101 is larger than configured max size 100$"):
+                       match=r"message size 101 is larger than configured max size 100$"):
         conn.publish_bodies("", "q", EMPTY_PROPERTIES, [b"x", b"y" * 100, b"z" * 101, b"w"])
     ch = conn.channel(2)
     tag = ch.consume("q")

@@ -23,10 +23,13 @@ from amqcli.formats import (
     read_records,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
-def delivery(body: bytes, properties: Properties = Properties(), *, exchange: str = "ex",
+NO_PROPERTIES = Properties()
+
+
+def delivery(body: bytes, properties: Properties = NO_PROPERTIES, *, exchange: str = "ex",
              routing_key: str = "rk", redelivered: bool = False, queue: str = "") -> Delivery:
     return Delivery(1, body, properties, exchange, routing_key, redelivered, queue)
 

@@ -36,7 +36,7 @@ from amqcli.errors import UsageError
         ('tags:=["a","b"]', "tags", ["a", "b"]),
         ('t:={"x": 1}', "t", {"x": 1}),
         ('b:={"$bytes": "AAE="}', "b", b"\x00\x01"),
-        ('ts:={"$timestamp": 0}', "ts", dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)),
+        ('ts:={"$timestamp": 0}', "ts", dt.datetime(1970, 1, 1, tzinfo=dt.UTC)),
         ('d:={"$decimal": "1.50"}', "d", Decimal("1.50")),
         ('nested:=[{"$bytes": "AA=="}]', "nested", [b"\x00"]),
         ("expr=a=b", "expr", "a=b"),

@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import AMQ_CMD
 
 from amqcli import errors
 from amqcli.broker import store as store_module
 from amqcli.broker.store import Store
-from conftest import AMQ_CMD
 
 V1_DUMP = Path(__file__).parent.parent / "data" / "store-v1.sql"
 
@@ -89,7 +89,7 @@ def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store_module, "MIGRATIONS", {2: to_2})
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    with pytest.raises(errors.StoreError, match="v1.db"):
+    with pytest.raises(errors.StoreError, match=r"v1\.db"):
         Store(store)
     db = sqlite3.connect(store)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
