@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..amqp.codec import shown
@@ -20,9 +20,11 @@ from ..amqp.model import (
     PublishResult,
     Queue,
 )
-from ..amqp.routing import Route
 from ..broker.engine import SWEEP_INTERVAL, Broker
 from ..config import default_store_path
+
+if TYPE_CHECKING:
+    from ..amqp.routing import Route  # loaded when a route is asked for, not at start
 
 
 def _result(outcomes: list[PublishOutcome], mandatory: bool = True) -> PublishResult:
