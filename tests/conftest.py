@@ -300,6 +300,17 @@ class Amq:
                 return q
         return None
 
+    def settled_queue(self, name: str) -> dict[str, Any] | None:
+        """The queue once nothing of it is held unacknowledged (on RabbitMQ the unacked
+        count comes from the management API, which lags by seconds), or None if missing."""
+        def settled() -> tuple[dict[str, Any] | None] | None:
+            q = self.queue(name)
+            return (q,) if q is None or q["unacked"] == 0 else None
+        try:
+            return wait_until(settled, f"nothing unacked on {name}", 15)[0]
+        except AssertionError:
+            return self.queue(name)  # the test's own assertion says what it found
+
     def queue_names(self) -> list[str]:
         return [q["name"] for q in self("list", "queues", "--format", "json").json_lines()[0]]
 

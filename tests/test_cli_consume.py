@@ -15,7 +15,7 @@ def test_messages_are_acked_after_output(amq, name):
     q = name()
     _fill(amq, q, 5)
     assert amq("receive", q, "--count", "3").lines == ["000000", "000001", "000002"]
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] == 2 and info["unacked"] == 0
     assert amq("receive", q, "--count", "2").lines == ["000003", "000004"]
 
@@ -81,7 +81,7 @@ def test_receive_into_head_exits_cleanly_and_keeps_the_rest(amq, name):
     assert out.startswith("000000x")
     assert "status=0" in out, out[-200:] + err
     assert "Traceback" not in err and "Broken pipe" not in err and "BrokenPipe" not in err
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["unacked"] == 0 and info["consumers"] == 0
     assert info["messages"] >= 2000 - 200  # what had not been written out came back
 

@@ -28,7 +28,7 @@ def test_call_gets_the_reply_of_serve(amq, name):
         assert amq("rpc", "call", q, "--timeout", "20", input="from stdin").out == "FROM STDIN\n"
     finally:
         _stop(server)
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] == 0 and info["unacked"] == 0
 
 

@@ -19,7 +19,7 @@ def test_exec_runs_the_command_per_message_and_acks_on_exit_0(amq, name, tmp_pat
     r = amq("receive", q, "--exec", f"cat >> {out}; echo >> {out}", "--count", "3")
     assert out.read_text().splitlines() == ["a", "b", "c"]
     assert r.stdout == b""
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] == 0 and info["unacked"] == 0
 
 
@@ -46,7 +46,7 @@ def test_reject_drops_the_message(amq, name):
     r = amq("receive", q, "--exec", "exit 1", "--on-failure", "reject", "--count", "1",
             expect=12)
     assert "rejected" in r.stderr
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] == 0 and info["unacked"] == 0
 
 
@@ -94,7 +94,7 @@ def test_count_takes_only_what_it_handles(amq, name, tmp_path):
     amq("receive", q, "--exec", f"cat >> {out}; echo >> {out}", "--prefetch", "3",
         "--count", "2")
     assert len(out.read_text().splitlines()) == 2
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] == 3 and info["unacked"] == 0
 
 
@@ -122,7 +122,7 @@ def test_ctrl_c_lets_running_commands_finish_and_requeues_the_rest(amq, name, tm
         kill_and_reap(worker)
     assert "stopping" in worker.stderr.read().decode()
     assert sorted(done.read_text().split()) == ["1", "2"]
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] == 2 and info["unacked"] == 0
 
 
@@ -156,7 +156,7 @@ def test_closed_output_stops_quietly(amq, name):
     finally:
         kill_and_reap(worker)
     assert b"Traceback" not in worker.stderr.read()
-    info = amq.queue(q)
+    info = amq.settled_queue(q)
     assert info["messages"] >= 1 and info["unacked"] == 0
 
 
