@@ -11,16 +11,19 @@ The plan is here rather than in a module of its own for start-up time (a module 
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 
 from .. import errors
 from ..amqp.model import Message, Properties, PublishResult
-from . import options, progress
+from . import options
 from .app import app, env_of
 from .env import Environment
 from .parsing import build_properties, parse_headers, parse_properties
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 SEND_HELP = """Publish a message: to a queue of that name through the default exchange
 (declared first, like the tutorial's send.py), or with -e to an exchange.
@@ -151,7 +154,9 @@ def send(
                      allow_unroutable=allow_unroutable, verbose=verbose, quiet=quiet,
                      stdin_isatty=env.stdin_isatty)
     sender = _Sender(env, plan)
-    sender.progress = progress.for_send(env, plan.bulk and not plan.verbose)
+    if plan.bulk and not plan.verbose and env.stderr_isatty:  # a bar may show
+        from . import progress  # here: the plain path of `amq send` never loads it
+        sender.progress = progress.for_send(env, True)
     with sender.interruptible(plan.bulk), sender.progress:
         source = plan.source
         if source.text is not None:
@@ -182,6 +187,23 @@ def _send_stream(sender: "_Sender", source: BodySource) -> None:
             os.close(fd)
 
 
+class NoProgress:
+    """What a send holds when no bar can show (a single message, or stderr is not a
+    terminal): the progress module is not even loaded then."""
+
+    def __enter__(self) -> "NoProgress":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        pass
+
+
+NO_PROGRESS = NoProgress()
+
+
 class _Sender:
     """Publishes batches, declaring default-exchange queues first, and keeps the tally."""
 
@@ -200,7 +222,7 @@ class _Sender:
         self.first_key = plan.routing_key
         self.first_headers = plan.properties.headers
         self.first_exchange = plan.exchange
-        self.progress = progress.Progress(None)
+        self.progress: NoProgress | Progress = NO_PROGRESS
         self.mandatory = plan.mandatory  # --allow-unroutable: False
         self.in_flight = 0  # messages handed to the backend, not yet counted as sent
 
