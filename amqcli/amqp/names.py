@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from .. import errors
+from .codec import shown
 
 MAX_NAME_BYTES = 255  # a short string
 
@@ -28,8 +29,7 @@ def check_name(kind: str, name: str) -> str:
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise errors.UsageError(f"{kind} name '{shown}' is not valid UTF-8") from None
+        raise errors.UsageError(f"{kind} name '{shown(name)}' is not valid UTF-8") from None
     if size > MAX_NAME_BYTES:
         raise errors.UsageError(f"{kind} name is {size} bytes long; AMQP allows at most 255")
     return name
