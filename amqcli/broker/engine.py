@@ -74,16 +74,23 @@ class Broker:
 
     def connect(self, name: str = "", sweep: bool = True) -> Connection:
         """A new connection. ``sweep=False`` for a server opening many: it sweeps on its
-        own schedule (``sweep_if_due``) instead of once per connection."""
+        own schedule (``sweep_if_due``) instead of once per connection.
+
+        Its row in ``connections`` is written when something first needs its id (an
+        exclusive queue, a consumer, a delivery held): a connection that only publishes,
+        like ``amq send``'s, writes none, and saves two transactions."""
         if sweep:
             self.sweep()
+        return Connection(self, name)
+
+    def _register(self, name: str) -> int:
         pid, started = process.identity()
         with self.store.transaction() as db:
             cur = db.execute(
                 "INSERT INTO connections (pid, started, name, created) VALUES (?, ?, ?, ?)",
                 (pid, started, name, time.time()))
         assert cur.lastrowid is not None  # an INSERT sets it
-        return Connection(self, cur.lastrowid)
+        return cur.lastrowid
 
     def sweep(self) -> int:
         """Clean up after connections whose process has died (how many there were), and
@@ -150,12 +157,20 @@ def release_connection(db: sqlite3.Connection, cid: int, dead: bool = True) -> N
 class Connection:
     """One client of the local broker, as one AMQP connection: see the module docstring."""
 
-    def __init__(self, broker: Broker, cid: int) -> None:
+    def __init__(self, broker: Broker, name: str = "") -> None:
         self.broker = broker
         self.store = broker.store
-        self.id = cid
+        self.name = name
+        self._id: int | None = None  # no row yet: see Broker.connect
         self.closed = False
         self._channels: dict[int, Channel] = {}
+
+    @property
+    def id(self) -> int:
+        """The connection's row id, the row written on first use."""
+        if self._id is None:
+            self._id = self.broker._register(self.name)
+        return self._id
 
     # --- channels ---------------------------------------------------------------------
 
@@ -173,13 +188,14 @@ class Connection:
         for ch in self._channels.values():
             ch.close()
         self.closed = True
-        with self.store.transaction() as db:
-            release_connection(db, self.id, dead=False)
+        if self._id is not None:
+            with self.store.transaction() as db:
+                release_connection(db, self._id, dead=False)
 
     # --- queues -----------------------------------------------------------------------
 
     def _check_owner(self, name: str, row: dict[str, Any] | None) -> None:
-        if row is not None and row["owner"] is not None and row["owner"] != self.id:
+        if row is not None and row["owner"] is not None and row["owner"] != self._id:
             raise locked(name)
 
     def require_queue(self, db: sqlite3.Connection, name: str) -> dict[str, Any]:
