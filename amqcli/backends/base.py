@@ -38,6 +38,11 @@ class Subscription(Protocol):
         what arrived, answers heartbeats). Raises ``ConsumerCancelled`` if the broker
         cancelled the consumer."""
 
+    def watch(self, fd: int) -> bool:
+        """Also end a ``fetch``'s wait when ``fd`` reports an error or hang-up (a pipe
+        whose reader left), returning ``[]`` early; whether this subscription can (if
+        not, the caller looks at ``fd`` itself between short fetches)."""
+
     def keep_alive(self) -> None:
         """Service the connection without waiting and without taking deliveries (they
         stay buffered): call it at least every second while not fetching, for example
@@ -117,10 +122,12 @@ class Backend(Protocol):
         those (``unroutable``, ``nacked``), counted since the last flush."""
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False, window: int = 0) -> Subscription:
+                exclusive: bool = False, window: int = 0, priority: int = 0) -> Subscription:
         """``basic.qos`` then ``basic.consume``. A ``window`` (not 0) also limits the
         channel's unacknowledged deliveries from the start (``basic.qos`` global, set
-        before the consume: the lower limit applies); ``set_window`` changes it."""
+        before the consume: the lower limit applies); ``set_window`` changes it.
+        ``priority``: the consumer's ``x-priority`` (higher ones are served first while
+        they have room)."""
 
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> Route:

@@ -20,7 +20,7 @@ from ..amqp.model import (
     PublishResult,
     Queue,
 )
-from ..broker.engine import SWEEP_INTERVAL, Broker
+from ..broker.engine import Broker
 from ..config import default_store_path
 
 if TYPE_CHECKING:
@@ -35,35 +35,48 @@ def _result(outcomes: list[PublishOutcome], mandatory: bool = True) -> PublishRe
 
 
 class LocalSubscription:
+    """A consumer of the local broker: a row of the store's registry, which other
+    processes hand messages to, and a doorbell it sleeps on until they do."""
+
     def __init__(self, backend: LocalBackend, queue: str, prefetch: int, no_ack: bool,
-                 exclusive: bool, window: int = 0) -> None:
+                 exclusive: bool, window: int = 0, priority: int = 0) -> None:
         self.backend = backend
         backend.channels += 1
         self.channel = backend.connection.channel(backend.channels)
         self.channel.qos(window, global_=True)
         self.channel.qos(prefetch)
-        self.tag = self.channel.consume(queue, no_ack=no_ack, exclusive=exclusive)
+        self.bell = backend.broker.new_bell()
+        try:
+            self.tag = self.channel.consume(queue, no_ack=no_ack, exclusive=exclusive,
+                                            priority=priority, bell=self.bell.name)
+        except BaseException:
+            self.bell.close()
+            raise
         self.queue = queue
+        self._watch: int | None = None
+
+    def watch(self, fd: int) -> bool:
+        self._watch = fd
+        return True
 
     def fetch(self, most: int, timeout: float | None) -> list[Delivery]:
-        store = self.backend.broker.store
+        broker = self.backend.broker
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            seen = store.version()
             deliveries = self.channel.deliver(self.tag, most)
             if deliveries:
                 return deliveries
-            left = SWEEP_INTERVAL if deadline is None else deadline - time.monotonic()
-            if left <= 0:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return []
-            self.backend.broker.sweep_if_due()
-            store.wait_for_change(seen, min(left, SWEEP_INTERVAL))
+            if self._watch in broker.wait([self.bell], left, self._watch):
+                return []  # the watched descriptor has news (a reader gone): tell the caller
 
     def set_window(self, most: int) -> None:
         self.channel.qos(most, global_=True)
 
     def keep_alive(self) -> None:
-        self.backend.broker.sweep_if_due()  # no heartbeats: only the dead-process sweep
+        self.backend.broker.timers()  # no heartbeats: the store's timers, if it is the sweeper
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         # The store hears of it with the next fetch (or the cancel): one transaction fewer
@@ -74,7 +87,10 @@ class LocalSubscription:
         self.channel.nack(delivery_tag, multiple, requeue)
 
     def cancel(self) -> None:
-        self.channel.close()
+        try:
+            self.channel.close()
+        finally:
+            self.bell.close()
 
 
 class LocalBackend:
@@ -147,8 +163,9 @@ class LocalBackend:
         return PublishResult()  # each publish is one committed transaction: nothing waits
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False, window: int = 0) -> LocalSubscription:
-        return LocalSubscription(self, queue, prefetch, no_ack, exclusive, window)
+                exclusive: bool = False, window: int = 0,
+                priority: int = 0) -> LocalSubscription:
+        return LocalSubscription(self, queue, prefetch, no_ack, exclusive, window, priority)
 
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> Route:

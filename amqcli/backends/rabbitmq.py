@@ -105,7 +105,7 @@ class RabbitSubscription:
     """A consumer: deliveries buffered by pika's callback, handed out by ``fetch``."""
 
     def __init__(self, backend: RabbitMQBackend, queue: str, prefetch: int, no_ack: bool,
-                 exclusive: bool, window: int = 0) -> None:
+                 exclusive: bool, window: int = 0, priority: int = 0) -> None:
         self.backend = backend
         self.queue = queue
         self.channel: BlockingChannel = backend.call(lambda: backend.connection.channel())
@@ -115,8 +115,10 @@ class RabbitSubscription:
         self.channel.basic_qos(prefetch_count=prefetch)
         if window:  # after the consumer's qos: RabbitMQ 3.10 drops a global limit set before
             self.set_window(window)
+        arguments = {"x-priority": priority} if priority else None
         self.tag = backend.call(lambda: self.channel.basic_consume(
-            queue, self._on_message, auto_ack=no_ack, exclusive=exclusive))
+            queue, self._on_message, auto_ack=no_ack, exclusive=exclusive,
+            arguments=arguments))
 
     def _on_message(self, _ch: BlockingChannel, method: pika.spec.Basic.Deliver,
                     props: pika.BasicProperties, body: bytes) -> None:
@@ -144,6 +146,9 @@ class RabbitSubscription:
 
     def set_window(self, most: int) -> None:
         self.backend.call(lambda: self.channel.basic_qos(prefetch_count=most, global_qos=True))
+
+    def watch(self, fd: int) -> bool:
+        return False  # pika's loop cannot also watch it: the caller looks now and then
 
     def keep_alive(self) -> None:
         conn = self.backend.connection
@@ -511,9 +516,10 @@ class RabbitMQBackend:
     # --- consuming --------------------------------------------------------------------
 
     def consume(self, queue: str, *, prefetch: int = 0, no_ack: bool = False,
-                exclusive: bool = False, window: int = 0) -> RabbitSubscription:
+                exclusive: bool = False, window: int = 0,
+                priority: int = 0) -> RabbitSubscription:
         check_name("queue", queue)
-        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive, window)
+        return RabbitSubscription(self, queue, prefetch, no_ack, exclusive, window, priority)
 
     # --- listing ----------------------------------------------------------------------
 

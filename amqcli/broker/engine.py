@@ -34,6 +34,7 @@ from ..amqp.model import (
 )
 from ..amqp.names import check_name, server_name, where
 from . import process
+from .dispatch import dispatch, limit_deliveries
 from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
 from .rows import (
     auto_delete_exchanges,
@@ -47,13 +48,14 @@ from .rows import (
     queue_row,
     touch_queues,
 )
-from .store import Store
+from .store import SWEEPER, Store
 
 if TYPE_CHECKING:
     from ..amqp import routing
     from .channel import Channel
+    from .doorbell import Bell
 
-SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections while waiting
+SWEEP_INTERVAL = 1.0  # seconds between checks for dead connections, by the sweeper
 
 
 def locked(name: str) -> errors.BrokerError:
@@ -69,8 +71,17 @@ class Broker:
     def __init__(self, path: str | os.PathLike[str] | None,
                  max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         self.store = Store(path)
+        self.store.on_commit = self._dispatch
         self.max_message_size = max_message_size  # larger bodies are refused with 406
         self._last_sweep = 0.0
+        self.sweeper: Bell | None = None  # held: this process runs the store's timers
+        self._next_election = 0.0
+        self._deadline: float | None = None  # the next expiry known to the sweeper (epoch)
+        self._next_deadline = 0.0  # when to look for it again (monotonic)
+
+    def _dispatch(self, db: sqlite3.Connection, queues: set[str]) -> None:
+        for queue in queues:
+            dispatch(db, self.store, queue)
 
     def connect(self, name: str = "", sweep: bool = True) -> Connection:
         """A new connection. ``sweep=False`` for a server opening many: it sweeps on its
@@ -96,12 +107,13 @@ class Broker:
         """Clean up after connections whose process has died (how many there were), and
         expire what is due: message TTLs at queue heads, unused x-expires queues."""
         self._last_sweep = time.monotonic()
+        self.store.gone_rung = False
         rows = self.store.read("SELECT id, pid, started FROM connections")
         dead = [cid for cid, pid, started in rows if not process.alive(pid, started)]
         if dead:
             with self.store.transaction() as db:
                 for cid in dead:
-                    release_connection(db, cid)
+                    release_connection(db, self.store, cid)
         if self.store.read("SELECT 1 FROM queues WHERE expiring = 1 "
                            "OR arguments LIKE '%x-expires%' LIMIT 1"):
             from . import lifecycle  # here: a start that publishes expires nothing
@@ -120,34 +132,106 @@ class Broker:
                 f"WHERE q.name IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
+    def handed(self, bell: str) -> set[int]:
+        """The consumers ringing ``bell`` that have messages handed to them, not taken."""
+        return {cid for (cid,) in self.store.read(
+            "SELECT id FROM consumers WHERE bell = ? AND waiting > 0", (bell,))}
+
     def sweep_if_due(self) -> None:
         if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL:
             self.sweep()
 
+    # --- waiting ------------------------------------------------------------------------
+
+    def new_bell(self) -> Bell:
+        """A doorbell for a consumer of this process to sleep on (``doorbell.py``)."""
+        from .doorbell import Bell
+        return Bell(self.store.bell_prefix)
+
+    def wait(self, bells: list[Bell], timeout: float | None,
+             watch: int | None = None) -> set[int]:
+        """Sleep until a bell rings, ``watch`` reports an error or ``timeout`` passes,
+        running the store's timers meanwhile if this process is its sweeper (one per
+        store: the first waiting process to claim the name; the others try again each
+        ``SWEEP_INTERVAL``, and take over when it ends). The descriptors that had news."""
+        from . import doorbell
+        if self.store.gone_rung:
+            self.sweep()
+        limit = self.timers()
+        if timeout is None or timeout > limit:
+            timeout = limit
+        ready = doorbell.wait([*bells, self.sweeper] if self.sweeper else bells,
+                              timeout, watch)
+        if self.sweeper is not None and self.sweeper.fileno() in ready:
+            self._deadline = None  # rung: a deadline may have moved; look again
+            self._next_deadline = 0.0
+        return ready
+
+    def timers(self) -> float:
+        """Run what is due if this process is the sweeper; seconds until it next must."""
+        now = time.monotonic()
+        if self.sweeper is None:
+            if now < self._next_election:
+                return self._next_election - now
+            from .doorbell import Bell
+            self.sweeper = Bell.claim(self.store.bell_prefix, SWEEPER)
+            self._next_election = now + SWEEP_INTERVAL
+            if self.sweeper is None:
+                return SWEEP_INTERVAL
+            self._next_deadline = 0.0
+        wall = time.time()
+        due = now - self._last_sweep >= SWEEP_INTERVAL or (
+            self._deadline is not None and wall >= self._deadline)
+        if due:
+            self.sweep()
+            self._next_deadline = 0.0
+        if now >= self._next_deadline:
+            from .lifecycle import next_deadline
+            self._deadline = next_deadline(self.store)
+            self._next_deadline = now + SWEEP_INTERVAL
+        left = self._last_sweep + SWEEP_INTERVAL - time.monotonic()
+        if self._deadline is not None:
+            left = min(left, self._deadline - time.time())
+        return max(0.0, left)
+
     def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.close()
+            self.sweeper = None
         self.store.close()
 
 
 # --- helpers on an open transaction -------------------------------------------------
 
-def release_connection(db: sqlite3.Connection, cid: int, dead: bool = True) -> None:
+def release_connection(db: sqlite3.Connection, store: Store, cid: int,
+                       dead: bool = True) -> None:
     """What RabbitMQ does when a connection closes: requeue its unacked deliveries, drop its
     consumers (deleting auto-delete queues left without one) and its exclusive queues.
 
     A live connection closing has requeued its deliveries channel by channel, by id; for a
-    dead one (``dead``), the messages it held are found by a scan.
+    dead one (``dead``), the messages it held are found by a scan. Those handed to its
+    consumers and never taken go back as they were; the others are redelivered.
     """
     if dead:
-        held = Counter(q for (q,) in db.execute(
-            "UPDATE messages SET owner = NULL, redelivered = 1 WHERE owner = ? RETURNING queue",
-            (cid,)).fetchall())
+        rows = db.execute(
+            "UPDATE messages SET owner = NULL, "
+            "redelivered = CASE WHEN consumer IS NULL THEN 1 ELSE redelivered END, "
+            "deliveries = deliveries + (consumer IS NULL), consumer = NULL "
+            "WHERE owner = ? RETURNING id, queue", (cid,)).fetchall()
+        held = Counter(q for _id, q in rows)
         db.executemany("UPDATE queues SET unacked = max(0, unacked - ?) WHERE name = ?",
                        [(n, q) for q, n in held.items()])
+        for q in held:
+            store.touch(q)
+        if held:
+            limit_deliveries(db, store, held, [i for i, _q in rows])
     queues = [r[0] for r in db.execute(
         "SELECT queue FROM consumers WHERE connection = ?", (cid,))]
     db.execute("DELETE FROM consumers WHERE connection = ?", (cid,))
     touch_queues(db, queues)
     auto_delete_queues(db, queues)
+    for q in queues:
+        store.touch(q)
     for (name,) in db.execute("SELECT name FROM queues WHERE exclusive_owner = ?",
                               (cid,)).fetchall():
         delete_queue_rows(db, name)
@@ -190,7 +274,7 @@ class Connection:
         self.closed = True
         if self._id is not None:
             with self.store.transaction() as db:
-                release_connection(db, self._id, dead=False)
+                release_connection(db, self.store, self._id, dead=False)
 
     # --- queues -----------------------------------------------------------------------
 
@@ -262,6 +346,9 @@ class Connection:
                 raise errors.PreconditionFailed(f"{where('queue', name)} in use")
             if if_empty and ready:
                 raise errors.PreconditionFailed(f"{where('queue', name)} not empty")
+            for (bell,) in db.execute("SELECT DISTINCT bell FROM consumers WHERE queue = ?",
+                                      (name,)).fetchall():
+                self.store.to_ring.add(bell)  # its consumers learn they are cancelled
             return delete_queue_rows(db, name)
 
     def purge_queue(self, name: str) -> int:
@@ -418,7 +505,10 @@ class Connection:
     def _enqueue(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         with self.store.transaction() as db:
-            return enqueue(db, self.store, Router(db, exchange), groups)
+            outcomes = enqueue(db, self.store, Router(db, exchange), groups)
+        if self.store.gone_rung:  # handed to a consumer whose process is gone
+            self.broker.sweep()
+        return outcomes
 
     # --- listing ----------------------------------------------------------------------
 

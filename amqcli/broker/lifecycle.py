@@ -52,3 +52,19 @@ def expire(db: sqlite3.Connection, store: Store, now: float | None = None) -> No
             continue
         if expiring:
             expire_head(db, store, name, now)
+
+
+def next_deadline(store: Store) -> float | None:
+    """When the next expiry is due (epoch seconds), or None: the earliest head of a queue
+    that has held messages with an expiry, and the x-expires of queues without consumers."""
+    times = [t for (t,) in store.read(
+        "SELECT (SELECT m.expires FROM messages m WHERE m.queue = q.name AND m.owner IS NULL "
+        "ORDER BY m.priority DESC, m.id LIMIT 1) FROM queues q WHERE q.expiring = 1")
+        if t is not None]
+    for arguments, last_used in store.read(
+            "SELECT arguments, last_used FROM queues q WHERE arguments LIKE '%x-expires%' "
+            "AND NOT EXISTS (SELECT 1 FROM consumers c WHERE c.queue = q.name)"):
+        ttl = load_table(arguments).get("x-expires")
+        if isinstance(ttl, int) and not isinstance(ttl, bool):
+            times.append(last_used + ttl / 1000)
+    return min(times, default=None)

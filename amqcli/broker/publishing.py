@@ -198,9 +198,11 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
             else:
                 refused |= enqueue_limited(db, store, q, limits, sql, bodies,
                                                      routing_key, router.exchange, stored, now)
+            store.touch(q)  # its consumers get them before the commit (dispatch.py)
             if expires is not None:
                 db.execute("UPDATE queues SET expiring = 1 WHERE name = ? AND expiring = 0",
                            (q,))
+                store.ring_sweeper()  # a deadline that may come before the sweeper's next
         outcomes.extend(PublishOutcome.REJECTED if i in refused else PublishOutcome.ROUTED
                         for i in range(len(bodies)))
     return outcomes

@@ -18,9 +18,14 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config, errors
+
+if TYPE_CHECKING:
+    from .doorbell import Ringer
+
+SWEEPER = "sweeper"  # the doorbell name of the store's one sweeper
 
 # The schema as version 1 wrote it. A later change is a migration (``MIGRATIONS``), never
 # an edit of this text: users' store files of every earlier version must keep opening.
@@ -93,16 +98,54 @@ CREATE INDEX IF NOT EXISTS consumers_queue ON consumers (queue);
 
 
 
+# Version 2: the consumer registry. Consumers are rows the broker dispatches to (prefetch,
+# priority, what each holds, whose turn it is, the doorbell of its process), and a message
+# handed to a consumer names it until that consumer's process takes it (``consumer``).
+# ``deliveries`` counts returns to the queue, for ``x-delivery-limit``.
+CONSUMERS_V2 = """
+CREATE TABLE consumers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- registration order (single active consumer)
+    connection INTEGER NOT NULL,
+    channel INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    exclusive INTEGER NOT NULL DEFAULT 0,
+    no_ack INTEGER NOT NULL DEFAULT 0,
+    prefetch INTEGER NOT NULL DEFAULT 0,          -- basic.qos global=false (0: no limit)
+    channel_prefetch INTEGER NOT NULL DEFAULT 0,  -- basic.qos global=true of its channel
+    priority INTEGER NOT NULL DEFAULT 0,          -- x-priority
+    held INTEGER NOT NULL DEFAULT 0,              -- handed to it, not yet settled
+    waiting INTEGER NOT NULL DEFAULT 0,           -- handed to it, not yet taken by its process
+    waiting_bytes INTEGER NOT NULL DEFAULT 0,     -- their bodies' bytes
+    served INTEGER NOT NULL DEFAULT 0,            -- when it was last handed one (round robin)
+    bell TEXT NOT NULL DEFAULT '',                -- the doorbell of its process
+    UNIQUE (connection, channel, tag)
+);
+CREATE INDEX consumers_queue ON consumers (queue);
+"""
+
+
+def _to_v2(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE consumers")  # rows of running older processes: they re-register
+    for statement in CONSUMERS_V2.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("ALTER TABLE messages ADD COLUMN consumer INTEGER")
+    db.execute("ALTER TABLE messages ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX messages_handed ON messages (consumer, priority DESC, id) "
+               "WHERE consumer IS NOT NULL")
+
+
 def _migrations() -> dict[int, Callable[[sqlite3.Connection], None]]:
     """The step to each schema version after 1, from the one before it: ``{2: step, ...}``.
     A step runs inside the transaction that opens an older store (all steps commit
     together, or none does); a table or index it creates goes into ``MIGRATED_OBJECTS``."""
-    return {}
+    return {2: _to_v2}
 
 
 MIGRATIONS = _migrations()
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
-MIGRATED_OBJECTS: frozenset[str] = frozenset()  # tables and indexes the migrations add
+MIGRATED_OBJECTS: frozenset[str] = frozenset({"messages_handed"})  # what migrations add
 
 # The tables and indexes of a store, by name (SQLite's own are named sqlite_*).
 STORE_OBJECTS = frozenset(
@@ -125,6 +168,47 @@ class Store:
         self._in_transaction = False
         self.created = False  # this open made a new store (the file was new or empty)
         self.db = self._open()
+        self.to_ring: set[str] = set()  # bells to ring once the open transaction commits
+        self.touched: set[str] = set()  # queues to dispatch before it commits
+        # The engine's dispatch (``dispatch.py``), run on the touched queues before a commit.
+        self.on_commit: Callable[[sqlite3.Connection, set[str]], None] | None = None
+        self.gone_rung = False  # a ring found no process: the engine sweeps soon
+        self._prefix: str | None = None
+        self._ringer: Ringer | None = None
+
+    @property
+    def bell_prefix(self) -> str:
+        """The start of the names of this store's doorbells (``doorbell.py``)."""
+        if self._prefix is None:
+            from .doorbell import prefix
+            self._prefix = prefix(self.path)
+        return self._prefix
+
+    def touch(self, queue: str) -> None:
+        """Within a transaction: ``queue`` has new ready messages or consumers with room."""
+        self.touched.add(queue)
+
+    def dispatch_now(self, db: sqlite3.Connection) -> None:
+        """Dispatch the queues touched so far in this transaction (and those that
+        dispatching touches: a dead-letter on expiry)."""
+        while self.touched and self.on_commit is not None:
+            touched, self.touched = self.touched, set()
+            self.on_commit(db, touched)
+        self.touched.clear()
+
+    def ring_sweeper(self) -> None:
+        """After this transaction, tell the store's sweeper that a deadline may have moved."""
+        self.to_ring.add(f"{self.bell_prefix}-{SWEEPER}")
+
+    def _ring(self) -> None:
+        bells, self.to_ring = self.to_ring, set()
+        if self._ringer is None:
+            from .doorbell import Ringer
+            self._ringer = Ringer()
+        sweeper = f"{self.bell_prefix}-{SWEEPER}"
+        for name in bells:
+            if not self._ringer.ring(name) and name != sweeper:
+                self.gone_rung = True
 
     def _check_path(self) -> None:
         """Refuse what cannot be a store before SQLite makes sense of it: a missing folder
@@ -246,6 +330,8 @@ class Store:
                 self.db.execute("BEGIN IMMEDIATE")
                 self._in_transaction = True
                 yield self.db
+                if self.touched:
+                    self.dispatch_now(self.db)
                 self.db.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
@@ -255,11 +341,15 @@ class Store:
                 raise
             finally:
                 self._in_transaction = False
+            if self.to_ring:
+                self._ring()
             if notify:
                 self._local_version += 1
                 self._changed.notify_all()
 
     def _rollback(self) -> None:
+        self.to_ring.clear()
+        self.touched.clear()
         if self.db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
@@ -310,5 +400,7 @@ class Store:
                     self._changed.wait(min(POLL_INTERVAL, left))
 
     def close(self) -> None:
+        if self._ringer is not None:
+            self._ringer.close()
         with self._lock, contextlib.suppress(sqlite3.Error):
             self.db.close()

@@ -53,6 +53,10 @@ Prefetch = Annotated[int | None, typer.Option(
     help=f"Most unacknowledged messages held at once (default {DEFAULT_PREFETCH}, "
          f"{PIPE_PREFETCH:,} into a pipe); with "
          "--exec, how many commands run at once (default 1).")]
+Priority = Annotated[int, typer.Option(
+    "--priority", metavar="N", show_default=False,
+    help="Consumer priority (x-priority): consumers with a higher one get messages first, "
+         "while they have room (default 0).")]
 ServePrefetch = Annotated[int, typer.Option(
     "--prefetch", min=1, metavar="N", help="How many requests are served at once.")]
 NoDeclare = Annotated[bool, typer.Option(

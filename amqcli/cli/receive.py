@@ -46,6 +46,7 @@ WINDOW_START = 100
 PIPE_BATCH = 1000  # deliveries per fetch into a pipe: claims overlap the hold of others
 PENDING_LIMIT = 1 << 20  # bytes received and not yet written before fetching waits
 IDLE_LOOK = 0.2  # seconds between looks at a pipe's reader while no message comes
+WATCHED_LOOK = 10.0  # the same where the subscription's own wait watches the pipe
 
 
 # --- flags to a plan (pure: tests/unit/test_plans.py) -----------------------------------
@@ -71,6 +72,7 @@ class ReceivePlan(NamedTuple):
     no_ack: bool
     requeue: bool
     banner: bool  # say " [*] Waiting for messages" on stderr
+    priority: int = 0  # the consumer's x-priority
 
 
 def plan_receive(queue: str | None = None, *, exchange: str | None = None,
@@ -79,7 +81,8 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
                  prefetch: int | None = None, format: OutputFormat | None = None,
                  null: bool = False, no_declare: bool = False, exec_: str | None = None,
                  on_failure: OnFailure | None = None, stdout_isatty: bool = False,
-                 stderr_isatty: bool = False, stdout_is_pipe: bool = False) -> ReceivePlan:
+                 stderr_isatty: bool = False, stdout_is_pipe: bool = False,
+                 priority: int = 0) -> ReceivePlan:
     """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
     _check_source(queue, exchange, keys)
     if requeue and no_ack:
@@ -90,13 +93,13 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
     declare = exchange is None and not no_declare
     if work is not None:
         return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, 0, count,
-                           timeout, no_ack, requeue, banner=False)
+                           timeout, no_ack, requeue, banner=False, priority=priority)
     pipe_default = prefetch is None and stdout_is_pipe
     chosen = consumer_prefetch(prefetch, count, requeue, pipe_default)
     window = min(chosen, WINDOW_START) if pipe_default and not (requeue or no_ack) else 0
     banner = fmt is OutputFormat.PRETTY and stderr_isatty and count is None
     return ReceivePlan(queue, exchange, keys, declare, fmt, None, chosen, window, count,
-                       timeout, no_ack, requeue, banner)
+                       timeout, no_ack, requeue, banner, priority)
 
 
 def _work(exec_: str | None, on_failure: OnFailure | None, prefetch: int | None,
@@ -141,6 +144,7 @@ def receive(
     no_ack: options.NoAck = False,
     requeue: options.Requeue = False,
     prefetch: options.Prefetch = None,
+    priority: options.Priority = 0,
     format: options.Format[OutputFormat] = None,
     null: options.NulFormat = False,
     no_declare: options.NoDeclare = False,
@@ -152,16 +156,16 @@ def receive(
                         no_ack=no_ack, requeue=requeue, prefetch=prefetch, format=format,
                         null=null, no_declare=no_declare, exec_=exec_, on_failure=on_failure,
                         stdout_isatty=env.stdout_isatty, stderr_isatty=env.stderr_isatty,
-                        stdout_is_pipe=is_pipe(env.stdout_fd))
+                        stdout_is_pipe=is_pipe(env.stdout_fd), priority=priority)
     backend = env.backend()
     queue = _source(env, backend, plan)
     if plan.work is not None:
-        exec_each(env, backend, queue, plan.work)
+        exec_each(env, backend, queue, plan.work, plan.priority)
         return
     if plan.banner:
         env.say(f" [*] Waiting for messages on '{queue}'. To exit press CTRL+C")
     received = _consume(env, backend, queue, plan.format, plan.limit, plan.timeout,
-                        plan.prefetch, plan.window, plan.no_ack, plan.requeue)
+                        plan.prefetch, plan.window, plan.no_ack, plan.requeue, plan.priority)
     if received == 0 and plan.timeout is not None:
         raise errors.NothingReceived(
             f"no message arrived on '{queue}' within {plan.timeout:g}s")
@@ -208,8 +212,9 @@ def _default_key(env: Environment, backend: "Backend", exchange: str) -> str:
 
 def _consume(env: Environment, backend: "Backend", queue: str, fmt: OutputFormat,
              count: int | None, timeout: float | None, prefetch: int, window: int,
-             no_ack: bool, requeue: bool) -> int:
-    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack, window=window)
+             no_ack: bool, requeue: bool, priority: int = 0) -> int:
+    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack, window=window,
+                          priority=priority)
     writer = DeliveryWriter(env.stdout_fd, fmt,
                             env.console() if fmt is OutputFormat.PRETTY else None)
     bar = progress.for_receive(env, count)
@@ -264,6 +269,7 @@ def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, cou
     once every message received is settled."""
     received = 0
     last_arrival = time.monotonic()
+    look = WATCHED_LOOK if sub.watch(out.fd) else IDLE_LOOK  # a reader gone ends a wait
     while True:
         now = time.monotonic()
         idle_left = None if timeout is None else last_arrival + timeout - now
@@ -272,8 +278,8 @@ def _into_pipe(sub: "Subscription", out: PipeOutput, bar: progress.Progress, cou
             return received
         batch: list[Delivery] = []
         if more and len(out.pending) < PENDING_LIMIT:
-            wait = 0.0 if out.pending else min(out.next_look(), IDLE_LOOK,
-                                               IDLE_LOOK if idle_left is None else idle_left)
+            wait = 0.0 if out.pending else min(out.next_look(), look,
+                                               look if idle_left is None else idle_left)
             batch = sub.fetch(min(PIPE_BATCH, _want(prefetch, count, received)), wait)
         else:
             sub.keep_alive()

@@ -60,6 +60,14 @@ def declare_queue(
         "--max-priority", metavar="N", help="x-max-priority.")] = None,
     queue_type: Annotated[str | None, typer.Option(
         "--type", metavar="TYPE", help="x-queue-type: classic or quorum.")] = None,
+    single_active_consumer: Annotated[bool, typer.Option(
+        "--single-active-consumer", "--sac",
+        help="x-single-active-consumer: one consumer at a time gets messages; the next "
+             "takes over when it goes.")] = False,
+    delivery_limit: Annotated[int | None, typer.Option(
+        "--delivery-limit", metavar="N", min=0,
+        help="x-delivery-limit (quorum queues): a message returned more often than this "
+             "is dead-lettered (or dropped).")] = None,
 ) -> None:
     env = env_of(ctx)
     arguments = _queue_arguments(
@@ -67,7 +75,9 @@ def declare_queue(
                  "x-max-length-bytes": max_length_bytes, "x-overflow": overflow,
                  "x-dead-letter-exchange": dead_letter_exchange,
                  "x-dead-letter-routing-key": dead_letter_routing_key,
-                 "x-max-priority": max_priority, "x-queue-type": queue_type})
+                 "x-max-priority": max_priority, "x-queue-type": queue_type,
+                 "x-single-active-consumer": True if single_active_consumer else None,
+                 "x-delivery-limit": delivery_limit})
     ok = env.backend().declare_queue(name, durable=durable, exclusive=exclusive,
                                      auto_delete=auto_delete, passive=passive,
                                      arguments=arguments)

@@ -511,9 +511,10 @@ def check_outcome(tally: Tally, settings: Settings, queue: str) -> None:
             f"the command failed for {tally.failed} of {tally.handled} message(s)")
 
 
-def exec_each(env: Environment, backend: "Backend", queue: str, settings: Settings) -> None:
+def exec_each(env: Environment, backend: "Backend", queue: str, settings: Settings,
+              priority: int = 0) -> None:
     """``amq receive QUEUE --exec CMD``."""
-    sub = backend.consume(queue, prefetch=settings.prefetch)
+    sub = backend.consume(queue, prefetch=settings.prefetch, priority=priority)
     handler = AckOnExit(env, sub, settings.on_failure)
     banner = (f" [*] Running the command for each message on '{queue}' "
               f"({settings.concurrency} at a time). To exit press CTRL+C")

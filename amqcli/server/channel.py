@@ -421,10 +421,12 @@ def basic_consume(ch: ServerChannel, m: C.Basic.Consume) -> None:
         raise errors.PreconditionFailed(
             f"invalid arg 'x-priority' for queue '{queue}' in vhost '/': "
             f"{{unacceptable_type,{type(priority).__name__}}}")
-    tag = ch.engine.consume(queue, m.consumer_tag, no_ack=m.no_ack, exclusive=m.exclusive)
+    tag = ch.engine.consume(queue, m.consumer_tag, no_ack=m.no_ack, exclusive=m.exclusive,
+                            priority=priority, bell=ch.connection.server.dispatcher.bell.name)
     if not m.nowait:
         ch.send(frames.build(C.Basic.ConsumeOk, tag))
-    consumer = ch.consumers[tag] = Consumer(ch, tag, queue, priority)
+    consumer = ch.consumers[tag] = Consumer(ch, tag, queue, priority,
+                                            ch.engine.consumers[tag].id)
     ch.connection.server.dispatcher.add(consumer)
 
 

@@ -1,27 +1,30 @@
-"""Handing ready messages to consumers, across connections and processes: one per server.
+"""Handing ready messages to this server's consumers: one per server.
+
+Which consumer gets a message is the store's decision (``broker/dispatch.py``): every
+consumer, of this server or of any other process, is a row of its registry, and the
+transaction that makes messages ready hands them to consumers with room, in turn. This
+dispatcher writes what was handed to this server's consumers to their sockets.
 
 Consumers register here by queue. ``wake()`` asks for a delivery pass at the end of the
 loop turn (``turn.Turn``), inside the turn's transaction; passes are coalesced, so a
 burst of publishes, acks and requeues in one turn costs one pass. A pass reads, in one
-query, which consumed queues still exist and which have ready messages, then feeds the
-consumers of each ready queue in turn (round robin, one message at a time when several
-compete, as RabbitMQ does; in batches for a lone consumer), within each consumer's
+query, which consumed queues still exist and which have messages ready or handed to a
+consumer, then feeds the consumers of each such queue in turn, within each consumer's
 prefetch and while its socket keeps up. A pass hands out at most ``PASS_BUDGET`` messages
 and ``PASS_BYTES`` of bodies (or one message), then yields to the sockets: what a pass
 hands out waits in memory for the commit, and a connection whose socket is behind is
 skipped, so large messages never pile up.
 
-Commits by this server wake a pass directly. Commits by other processes (``amq send``)
-are noticed by the one watcher of the server, which polls the store's ``data_version``
-every ``POLL_INTERVAL`` seconds (a few microseconds a poll), and which also sweeps the
-store each second: connections of dead processes, TTLs and x-expires (``Broker.sweep``).
+Commits by this server wake a pass directly. Commits by other processes that hand
+messages to this server's consumers (``amq send``) ring the server's doorbell
+(``broker/doorbell.py``), which the event loop watches: no polling. The store's timers
+(TTL, x-expires, dead processes) run here when this server is the store's sweeper.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -31,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("amq.server")
 
-POLL_INTERVAL = 0.01  # seconds between checks for other processes' commits
-SWEEP_INTERVAL = 1.0
 PASS_BUDGET = 2000  # messages handed out per pass before the sockets get a turn
 PASS_BYTES = 16 * 1024 * 1024  # bodies handed out per pass, at most (or one message)
 BATCH = 256  # messages claimed at once for a consumer that has a queue to itself
@@ -78,10 +79,12 @@ class Feeder(Protocol):
 
 
 class Consumer:
-    __slots__ = ("feeder", "priority", "queue", "tag")
+    __slots__ = ("feeder", "priority", "queue", "rid", "tag")
 
-    def __init__(self, feeder: Feeder, tag: str, queue: str, priority: int = 0) -> None:
+    def __init__(self, feeder: Feeder, tag: str, queue: str, priority: int = 0,
+                 rid: int = 0) -> None:
         self.feeder, self.tag, self.queue, self.priority = feeder, tag, queue, priority
+        self.rid = rid  # its row in the store's registry
 
 
 class Dispatcher:
@@ -91,7 +94,9 @@ class Dispatcher:
         self.turn = turn
         turn.on_pass = self._pass
         self.queues: dict[str, list[Consumer]] = {}
-        self._watcher: asyncio.Task[None] | None = None
+        self.bell = broker.new_bell()  # rung when other processes hand us messages
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- registry -------------------------------------------------------------------
 
@@ -124,6 +129,7 @@ class Dispatcher:
         if not names:
             return
         ready = self._ready(names)
+        handed = self.broker.handed(self.bell.name)
         budget = Budget()
         for name in names:
             consumers = self.queues.get(name)
@@ -132,69 +138,81 @@ class Dispatcher:
             if name not in ready:
                 for consumer in list(consumers):
                     consumer.feeder.queue_gone(consumer.tag)
-            elif ready[name]:
-                self._feed(consumers, budget)
+                continue
+            wanted = consumers if ready[name] else [c for c in consumers if c.rid in handed]
+            if wanted:
+                self._feed(consumers, wanted, budget)
                 if budget.spent:
                     self.wake()  # more to do: after the sockets had a turn
                     return
 
-    def _feed(self, consumers: list[Consumer], budget: Budget) -> None:
-        """Feed a queue's consumers, highest ``x-priority`` first (RabbitMQ's consumer
-        priorities), until the queue runs dry, all are full or the budget is spent."""
-        for level in sorted({c.priority for c in consumers}, reverse=True):
-            group = [c for c in consumers if c.priority == level]
-            dry = self._round_robin(consumers, group, budget)
-            if dry or budget.spent:
-                break
-
     @staticmethod
-    def _round_robin(consumers: list[Consumer], group: list[Consumer],
-                     budget: Budget) -> bool:
-        """Round robin over ``group`` within ``budget``: whether the queue ran dry. Who was
-        served moves to the end of ``consumers``, the queue's list, for the next pass."""
-        idle = 0
-        while group and not budget.spent and idle < len(group):
-            consumer = group.pop(0)
-            most = 1 if group else min(BATCH, budget.messages)
-            fed = consumer.feeder.feed(consumer.tag, most, budget.size)
-            if consumer in consumers:  # still consuming: to the back of the line
-                group.append(consumer)
+    def _feed(consumers: list[Consumer], wanted: list[Consumer], budget: Budget) -> None:
+        """Feed a queue's consumers what the store handed each (``broker/dispatch.py``
+        chose who gets what: priorities, round robin, prefetch) until the budget is spent.
+        Who was fed moves to the end of the line, so a spent budget shortchanges nobody
+        twice in a row."""
+        for consumer in list(wanted):
+            fed = consumer.feeder.feed(consumer.tag, min(BATCH, budget.messages), budget.size)
+            if fed.messages and consumer in consumers:
                 consumers.remove(consumer)
                 consumers.append(consumer)
             budget.take(fed)
-            if fed.dry:
-                return True
-            idle = 0 if fed.messages else idle + 1
-        return False
+            if budget.spent:
+                return
 
     def _ready(self, names: Sequence[str]) -> dict[str, bool]:
         """Of these queues, those that exist, each with whether it has ready messages."""
         return self.broker.ready_queues(names)
 
-    # --- the watcher ----------------------------------------------------------------
+    # --- the doorbell and the timers -------------------------------------------------
 
     def start(self) -> None:
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self._loop = asyncio.get_running_loop()
+        if self.bell.fileno() >= 0:
+            self._loop.add_reader(self.bell.fileno(), self._rung)
+        self._tick()
 
     def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        if self._loop is not None and self.bell.fileno() >= 0:
+            self._loop.remove_reader(self.bell.fileno())
+        if self._timer is not None:
+            self._timer.cancel()
+        self.bell.close()
+        if self.broker.sweeper is not None:
+            self.broker.sweeper.close()
+            self.broker.sweeper = None
 
-    async def _watch(self) -> None:
-        seen = self.store.version()[0]
-        next_sweep = time.monotonic() + SWEEP_INTERVAL
-        while True:
-            await asyncio.sleep(POLL_INTERVAL)
-            try:
-                now = self.store.version()[0]
-                if now != seen:
-                    seen = now
-                    self.wake()
-                if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + SWEEP_INTERVAL
-                    self.broker.sweep()  # may requeue, expire or dead-letter
-                    self.wake()
-            except Exception as err:  # a store hiccup must not end the watcher
-                log.exception("checking the store for changes failed")
-                self.turn.fail(err)
-                await asyncio.sleep(SWEEP_INTERVAL)
+    def _rung(self) -> None:
+        self.bell.drain()
+        self.wake()
+
+    def _tick(self) -> None:
+        """The store's timers, if this server is its sweeper; the sweeper's own bell is
+        watched too (a deadline moved); without doorbells, a poll for other commits."""
+        assert self._loop is not None
+        try:
+            if self.store.gone_rung:
+                self.broker.sweep()
+            had = self.broker.sweeper
+            left = self.broker.timers()  # may requeue, expire or dead-letter: rings us
+            if self.broker.sweeper is not None and had is None and \
+                    self.broker.sweeper.fileno() >= 0:
+                self._loop.add_reader(self.broker.sweeper.fileno(), self._sweeper_rung)
+            if self.bell.fileno() < 0:  # no doorbells here: look for others' commits
+                self.wake()
+                left = min(left, 0.02)
+        except Exception as err:  # a store hiccup must not end the timers
+            log.exception("running the store's timers failed")
+            self.turn.fail(err)
+            left = 1.0
+        self._timer = self._loop.call_later(max(0.005, left), self._tick)
+
+    def _sweeper_rung(self) -> None:
+        sweeper = self.broker.sweeper
+        if sweeper is not None:
+            sweeper.drain()
+        self.broker._next_deadline = 0.0  # look for the new deadline now
+        if self._timer is not None:
+            self._timer.cancel()
+        self._tick()

@@ -8,7 +8,8 @@ from collections import Counter
 
 from .servers import Served
 
-CONNECTIONS = 200
+import os
+CONNECTIONS = int(os.environ.get("LOADN", 200))
 PER_CONNECTION = 20
 
 
