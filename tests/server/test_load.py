@@ -8,8 +8,7 @@ from collections import Counter
 
 from .servers import Served
 
-import os
-CONNECTIONS = int(os.environ.get("LOADN", 200))
+CONNECTIONS = 200
 PER_CONNECTION = 20
 
 
