@@ -35,6 +35,9 @@ from typing import Any
 
 import pytest
 
+# Fixtures of other modules: extra RabbitMQ nodes (rabbit_nodes).
+pytest_plugins = ["rabbitnodes"]
+
 AMQ_EXE = shutil.which("amq")
 AMQ_CMD = [AMQ_EXE] if AMQ_EXE else [sys.executable, "-m", "amqcli"]
 

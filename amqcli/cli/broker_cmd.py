@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 from typing import TYPE_CHECKING, Annotated
@@ -34,7 +35,13 @@ store as the other commands: `amq send` and a client of the server see the same 
 
 Logins: guest/guest from loopback addresses only, as in RabbitMQ (--no-guest removes it);
 more users with --user NAME:PASSWORD or --users-file. Stops cleanly on Ctrl+C or SIGTERM,
-requeueing what clients held unacknowledged. Exit 13 if the address is taken."""
+requeueing what clients held unacknowledged. Exit 13 if the address is taken.
+
+A client that holds a delivery unacknowledged for longer than --consumer-timeout has its
+channel closed with 406 PRECONDITION_FAILED and what it held requeued, as RabbitMQ's
+consumer_timeout does."""
+
+CONSUMER_TIMEOUT = "1800"  # seconds: RabbitMQ's default consumer_timeout, 30 minutes
 
 
 @broker_app.command("serve", help=SERVE_HELP)
@@ -62,6 +69,11 @@ def serve(
         "--max-message-size", metavar="BYTES", min=1, max=LARGEST_MAX_MESSAGE_SIZE,
         help="The largest message body accepted (RabbitMQ 3's default: 128 MiB); larger "
              "ones close the channel with 406.")] = MAX_MESSAGE_SIZE,
+    consumer_timeout: Annotated[str, typer.Option(
+        "--consumer-timeout", metavar="SECONDS",
+        help="Close the channel of a client that holds a delivery unacknowledged this "
+             "long (RabbitMQ's default: 1800, 30 minutes); 0 or off: never.")
+    ] = CONSUMER_TIMEOUT,
     log_level: Annotated[str, typer.Option(
         "--log-level", metavar="LEVEL", help="debug, info, warning or error.")] = "info",
 ) -> int:
@@ -70,6 +82,7 @@ def serve(
     from ..server.auth import Users, parse_user, read_users_file
     accounts = read_users_file(users_file) if users_file else {}
     accounts.update(parse_user(spec) for spec in users or [])
+    ack_timeout = parse_consumer_timeout(consumer_timeout)
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise errors.UsageError(f"unknown log level {log_level!r}")
@@ -77,9 +90,24 @@ def serve(
     from ..broker.engine import Broker
     from ..server.listener import Server
     broker = Broker(path, max_message_size)
-    server = Server(broker, Users(accounts, guest=not no_guest), host, port)
+    server = Server(broker, Users(accounts, guest=not no_guest), host, port, ack_timeout)
     asyncio.run(_run(env, server, path))
     return ExitStatus.OK
+
+
+def parse_consumer_timeout(text: str) -> float | None:
+    """``--consumer-timeout``: seconds (a decimal number), None for ``0`` or ``off``."""
+    word = text.strip().lower()
+    if word in ("off", "0"):
+        return None
+    try:
+        seconds = float(word)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise errors.UsageError(f"--consumer-timeout: expected SECONDS (a number; 0 or off "
+                                f"for none), got {text!r}")
+    return seconds or None
 
 
 def _store_path(env: Environment, url: str | None, memory: bool) -> str | None:

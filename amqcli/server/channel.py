@@ -6,7 +6,8 @@ the reply code, so they reach the client as ``channel.close`` or ``connection.cl
 without translation (``connection.py`` does that). What RabbitMQ's channel does beyond the
 engine lives here: content assembly (``basic.publish``, header, bodies), the
 last-declared-queue shortcut (``""``), mandatory returns, publisher confirms,
-transactions, consumer cancel notifications, and turning deliveries into frames.
+transactions, consumer cancel notifications, turning deliveries into frames, and the
+time each delivery that needs an ack was handed out (for ``acktimeout``).
 
 Published messages are not routed one by one: the connection gathers those that arrive
 together and publishes each run (same channel, same exchange) in one engine call.
@@ -15,6 +16,8 @@ together and publishes each run (same channel, same exchange) in one engine call
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +89,9 @@ class ServerChannel:
         self.acks_pending = False  # lazy acks the store has not heard of yet
         self.full = False  # a consumer ran out of prefetch room: acks should wake dispatch
         self.reply_to: tuple[str, str] | None = None  # direct reply-to: (consumer tag, name)
+        # When deliveries that need an ack went out: (last delivery tag of a claim, time),
+        # oldest first; an entry covers the tags after the one before it.
+        self.sent: deque[tuple[int, float]] = deque()
 
     # --- frames ---------------------------------------------------------------------
 
@@ -238,6 +244,7 @@ class ServerChannel:
         if deliveries:
             self.acks_pending = False  # the claim wrote the lazy acks
             size = self._write_deliveries(tag, deliveries)
+            self.handed_out(deliveries[-1].delivery_tag)
         return Fed(len(deliveries), size, len(deliveries) < most and not cut)
 
     def _write_deliveries(self, tag: str, deliveries: list[Delivery]) -> int:
@@ -267,6 +274,33 @@ class ServerChannel:
             + frames.content_frames(self.number, frames.encode_properties(message.properties),
                                     message.body, self.connection.frame_max))
 
+    # --- the consumer timeout ---------------------------------------------------------
+
+    def handed_out(self, last_tag: int) -> None:
+        """Deliveries up to ``last_tag`` went out now: if they need an ack, time them."""
+        if last_tag in self.engine.unacked:  # no-ack deliveries are never held
+            self.sent.append((last_tag, time.monotonic()))
+            self.connection.server.ack_timeout.watch(self)
+
+    def oldest_unacked(self) -> float | None:
+        """When the oldest delivery the channel holds unacknowledged went out (None: it
+        holds none). Acks settled in an open transaction count as done, as in RabbitMQ."""
+        if self.closing or self.engine.closed:
+            return None
+        unacked, sent = self.engine.unacked, self.sent
+        if not unacked:
+            sent.clear()
+            return None
+        oldest = next(iter(unacked))  # tags rise, so the first held is the oldest
+        while sent and sent[0][0] < oldest:
+            sent.popleft()
+        if self.tx is not None and self.tx.tags:
+            settled = self.tx.tags
+            first = next((t for t in unacked if t not in settled), None)
+            return None if first is None else \
+                next((at for last, at in sent if last >= first), None)
+        return sent[0][1] if sent else None
+
     def queue_gone(self, tag: str) -> None:
         """The broker cancels a consumer whose queue was deleted, telling the client if it
         said it understands ``basic.cancel`` from the server."""
@@ -292,6 +326,7 @@ class ServerChannel:
             self.reply_to = None
         self.content = None
         self.tx = None
+        self.sent.clear()
         if not self.engine.closed:
             self.engine.close()
             dispatcher.wake()
@@ -470,6 +505,7 @@ def basic_get(ch: ServerChannel, m: C.Basic.Get) -> None:
     ch.connection.write_parts(frames.content_parts(
         ch.number, frames.encode_properties(delivery.properties), delivery.body,
         ch.connection.frame_max), len(delivery.body) >= frames.LARGE_PART)
+    ch.handed_out(delivery.delivery_tag)  # timed like a consumer's, as in RabbitMQ
 
 
 def _settle(ch: ServerChannel, kind: str, tag: int, multiple: bool, requeue: bool) -> None:

@@ -431,6 +431,20 @@ class AMQPConnection(asyncio.Protocol):
         log.warning("closing AMQP connection %s: %s", self.name, err)
         self.close(err.reply_code or 541, err.reply_text, ids)
 
+    def ack_timed_out(self, channel: ServerChannel, text: str) -> None:
+        """A delivery on ``channel`` went unacknowledged too long (``acktimeout``): close
+        the channel with 406 and no method, as RabbitMQ does, inside a turn, so that the
+        close goes out once the requeue of what the channel held is stored."""
+        if self.state != State.OPEN or channel.closing or \
+                self.channels.get(channel.number) is not channel:
+            return
+        try:
+            self.server.turn.begin(self)
+        except Exception as err:  # noqa: BLE001 - the store is unusable
+            self.internal_error(err)
+            return
+        self.fail(channel, errors.PreconditionFailed(text), (0, 0))
+
     def close(self, code: int, text: str, ids: tuple[int, int] = (0, 0)) -> None:
         """Send connection.close, release everything, wait a little for close-ok."""
         if self.state >= State.CLOSING:

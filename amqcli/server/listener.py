@@ -4,7 +4,9 @@
 ``run`` serves until ``stop`` is called (the CLI calls it on Ctrl+C and SIGTERM). Stopping
 closes the listening socket, sends every client ``connection.close`` 320
 CONNECTION_FORCED as RabbitMQ does on shutdown, requeues what they held unacked, gives
-them a moment to answer, and closes the store.
+them a moment to answer, and closes the store. ``consumer_timeout`` (seconds, None: off)
+is RabbitMQ's limit on how long a client may hold a delivery unacknowledged
+(``acktimeout``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 from .. import __version__, errors
 from ..broker.engine import Broker
+from .acktimeout import DEFAULT as DEFAULT_CONSUMER_TIMEOUT
+from .acktimeout import AckTimeout
 from .auth import Users
 from .connection import AMQPConnection
 from .dispatch import Dispatcher
@@ -31,13 +35,15 @@ STOP_GRACE = 2.0  # seconds for clients to answer connection.close on shutdown
 
 class Server:
     def __init__(self, broker: Broker, users: Users, host: str = "127.0.0.1",
-                 port: int = 5672) -> None:
+                 port: int = 5672,
+                 consumer_timeout: float | None = DEFAULT_CONSUMER_TIMEOUT) -> None:
         self.broker = broker
         self.users = users
         self.host, self.port = host, port
         self.turn = Turn(broker.store)
         self.dispatcher = Dispatcher(broker, self.turn)
         self.reply_to = ReplyTo()
+        self.ack_timeout = AckTimeout(consumer_timeout)
         self.connections: set[AMQPConnection] = set()
         self._server: asyncio.base_events.Server | None = None
         self._stopped: asyncio.Event | None = None
@@ -87,6 +93,7 @@ class Server:
             if conn.transport is not None:
                 conn.transport.abort()
         await asyncio.sleep(0)
+        self.ack_timeout.stop()
         self.dispatcher.stop()
         self.turn.close()
         self.broker.close()
