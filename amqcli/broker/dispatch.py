@@ -15,6 +15,9 @@ doorbells of the processes it handed messages to. As in RabbitMQ:
 - a queue with ``x-single-active-consumer`` has one active consumer, the earliest
   registered: the next one takes over when it goes.
 
+A queue with one consumer is not dispatched: its process is rung and takes from the
+head itself (``Channel.claim``), as fast as a lone receiver can go.
+
 A message handed to a consumer belongs to its connection at once (``owner``: unacked, as
 RabbitMQ counts messages in flight) and names the consumer (``consumer``) until the
 consumer's process takes it (``take``). At most ``CREDIT`` messages wait like that per
@@ -73,6 +76,13 @@ def dispatch(db: sqlite3.Connection, store: Store, queue: str) -> int:
         "waiting, waiting_bytes, served, bell FROM consumers WHERE queue = ? ORDER BY id",
         (queue,)).fetchall()
     if not rows:
+        return 0
+    if len(rows) == 1:  # a queue to itself: it takes from the head (Channel.claim), rung
+        lone = _Candidate(rows[0])
+        if lone.room and lone.bell and db.execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND owner IS NULL LIMIT 1",
+                (queue,)).fetchone():
+            store.to_ring.add(lone.bell)
         return 0
     args = queue_arguments(db, queue) or {}
     if args.get("x-single-active-consumer") is True:

@@ -5,8 +5,11 @@ one ``BEGIN IMMEDIATE`` transaction (one writer at a time, readers never blocked
 operations batch many messages per transaction. ``synchronous=NORMAL``: a committed
 transaction survives the death of any process (kill -9), though not a power cut.
 
-Other processes' commits are noticed through ``PRAGMA data_version``, polled every few
-milliseconds by a waiting consumer; commits in this process wake waiters directly.
+Waiting consumers do not poll: the transaction that hands them messages rings their
+doorbells after it commits (``to_ring``, ``doorbell.py``); the queues a transaction makes
+messages ready in, or room for, are dispatched just before it commits (``touch``,
+``on_commit``: ``dispatch.py``). ``wait_for_change`` (``PRAGMA data_version``, polled) is
+left for waits that are not a consumer's.
 """
 
 from __future__ import annotations
