@@ -1,0 +1,128 @@
+"""CPU cost of idle `amq receive` processes on the local broker: receivers waiting, nothing sent.
+
+For each count of receivers (--receivers, default 1, 20, 50 and 200) this starts that many
+`amq receive qN` on a fresh store file, each on its own queue so none has anything to
+receive, waits until the store shows every one of them as a consumer, lets them settle
+(--settle seconds: start-up is over), then sums the CPU time (utime + stime of
+/proc/PID/stat) they use over a --window second window. It prints, per count, the total in
+% of one core and the share of one receiver, beside the goal for 50 receivers (at most 3%
+of a core in total: a waiting receiver should sleep until something is there for it).
+
+The receivers write to /dev/null and are stopped (SIGINT, then SIGKILL) whatever happens.
+`--amq "CMD ..."` measures another `amq` (for example an older checkout's venv).
+
+Usage: python benchmarks/idle_cost.py [--receivers 1,20,50,200] [--window S] [--settle S]
+                                      [--amq CMD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+GOAL = (50, 3.0)  # 50 idle receivers: at most 3% of a core in total
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def amq_default() -> list[str]:
+    beside = os.path.join(os.path.dirname(sys.executable), "amq")
+    if os.access(beside, os.X_OK):
+        return [beside]
+    exe = shutil.which("amq")
+    return [exe] if exe else [sys.executable, "-m", "amqcli"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (fields 14 and 15 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rfind(b")") + 2:].split()  # from field 3 (the state) on
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def consumers(amq: list[str], env: dict[str, str]) -> int:
+    """How many consumers the store shows, over all queues."""
+    out = subprocess.run(amq + ["list", "queues", "--format", "json"], env=env,
+                         capture_output=True, check=True).stdout
+    return sum(q["consumers"] for q in json.loads(out))
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Ctrl+C for each, as a user would; SIGKILL for what is still there after 10 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def measure(amq: list[str], count: int, window: float, settle: float) -> float:
+    """Total CPU of ``count`` idle receivers over ``window`` seconds, in % of a core."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, AMQ_URL=f"local:{tmp}/bench.db")
+        subprocess.run(amq + ["declare", "queue", "q0"], env=env, check=True,
+                       capture_output=True)  # the store exists before they start
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for i in range(count):
+                procs.append(subprocess.Popen(
+                    amq + ["receive", f"q{i}"], env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            deadline = time.monotonic() + 60 + count
+            while consumers(amq, env) < count:
+                dead = [p for p in procs if p.poll() is not None]
+                if dead:
+                    raise SystemExit(f"a receiver exited {dead[0].returncode} while starting")
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{count} receivers did not all register as consumers")
+                time.sleep(0.2)
+            time.sleep(settle)
+            before = sum(cpu_seconds(p.pid) for p in procs)
+            t = time.monotonic()
+            time.sleep(window)
+            used = sum(cpu_seconds(p.pid) for p in procs) - before
+            elapsed = time.monotonic() - t
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit("a receiver exited during the window")
+            return 100 * used / elapsed
+        finally:
+            stop(procs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--receivers", default="1,20,50,200",
+                    help="comma-separated counts of idle receivers")
+    ap.add_argument("--window", type=float, default=10.0, help="seconds measured")
+    ap.add_argument("--settle", type=float, default=3.0,
+                    help="seconds after all registered, before the window")
+    ap.add_argument("--amq", help="the amq command to measure (default: this venv's)")
+    args = ap.parse_args()
+    amq = shlex.split(args.amq) if args.amq else amq_default()
+    counts = [int(c) for c in args.receivers.split(",")]
+    print(f"amq = {shlex.join(amq)}")
+    print(f"idle `amq receive qN` (each its own empty queue), local broker, "
+          f"{args.window:g} s window after {args.settle:g} s settling; "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'receivers':>9}  {'total % core':>12}  {'per receiver':>12}")
+    for count in counts:
+        total = measure(amq, count, args.window, args.settle)
+        goal = f"  (goal <= {GOAL[1]:g}%)" if count == GOAL[0] else ""
+        print(f"{count:>9}  {total:>11.1f}%  {total / count:>11.2f}%{goal}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
