@@ -12,19 +12,23 @@ def _lines(amq, q, n):
     amq("send", q, "--lines", input="".join(f"{i}\n" for i in range(n)))
 
 
-def test_single_active_consumer_one_receiver_gets_all_until_it_goes(amq, name):
+def test_single_active_consumer_one_receiver_gets_all_until_it_goes(amq, name, tmp_path):
     q = name()
     amq("declare", "queue", q, "--single-active-consumer")
-    first = amq.popen("receive", q)
+    out = tmp_path / "first.out"
+    with open(out, "wb") as f:  # into a file: each message acknowledged once written
+        first = amq.popen("receive", q, stdout=f)
     amq.wait_for_consumers(q, 1, first)
     second = amq.popen("receive", q, "--timeout", "5")
     try:
         amq.wait_for_consumers(q, 2, second)
         _lines(amq, q, 20)
-        amq.wait_for(lambda: (amq.queue(q) or {}).get("messages") == 0, what="all taken")
+        amq.wait_for(lambda: out.read_text().count("\n") == 20, what="all 20 written")
+        amq.wait_for(lambda: (amq.settled_queue(q) or {}).get("unacked") == 0,
+                     what="all 20 acknowledged")
         first.send_signal(signal.SIGINT)
-        out_first = first.communicate(timeout=30)[0].decode().split()
-        assert out_first == [str(i) for i in range(20)]
+        first.wait(timeout=30)
+        assert out.read_text().split() == [str(i) for i in range(20)]
         _lines(amq, q, 5)  # now the second is the active one
         out_second = second.communicate(timeout=30)[0].decode().split()
         assert out_second == [str(i) for i in range(5)]
