@@ -72,7 +72,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def measure(amq: list[str], count: int, window: float, settle: float) -> float:
     """Total CPU of ``count`` idle receivers over ``window`` seconds, in % of a core."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, AMQ_URL=f"local:{tmp}/bench.db")
+        env = dict(os.environ, DBGS="1", AMQ_URL=f"local:{tmp}/bench.db")
         subprocess.run(amq + ["declare", "queue", "q0"], env=env, check=True,
                        capture_output=True)  # the store exists before they start
         procs: list[subprocess.Popen[bytes]] = []
@@ -80,12 +80,14 @@ def measure(amq: list[str], count: int, window: float, settle: float) -> float:
             for i in range(count):
                 procs.append(subprocess.Popen(
                     amq + ["receive", f"q{i}"], env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             deadline = time.monotonic() + 60 + count
             while consumers(amq, env) < count:
                 dead = [p for p in procs if p.poll() is not None]
                 if dead:
-                    raise SystemExit(f"a receiver exited {dead[0].returncode} while starting")
+                    err = dead[0].stderr.read().decode() if dead[0].stderr else ""
+                    raise SystemExit(f"a receiver exited {dead[0].returncode} while starting: "
+                                     f"{err.strip()}")
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{count} receivers did not all register as consumers")
                 time.sleep(0.2)

@@ -299,6 +299,7 @@ class Connection:
         elif not passive and name.startswith("amq."):
             raise errors.AccessRefused(
                 f"queue name '{name}' contains reserved prefix 'amq.*'")
+        from ..amqp import args as qargs  # before the transaction: not while holding the lock
         with self.store.transaction() as db:
             row = queue_row(db, name)
             if passive:
@@ -307,11 +308,9 @@ class Connection:
                 self._check_owner(name, row)
                 if (row["owner"] is not None) != exclusive:
                     raise locked(name)
-                from ..amqp import args as qargs
                 wanted = {"durable": durable and not exclusive, "auto_delete": auto_delete}
                 qargs.check_queue_equivalent(name, row["arguments"], row, arguments, wanted)
             else:
-                from ..amqp import args as qargs
                 qargs.validate_queue_arguments(name, arguments, durable=durable,
                                                exclusive=exclusive, auto_delete=auto_delete)
                 db.execute(

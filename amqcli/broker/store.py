@@ -158,7 +158,6 @@ STORE_OBJECTS = frozenset(
 OPEN_RETRY = 10.0  # seconds to retry the first open of a new store that others open too
 POLL_INTERVAL = 0.02  # seconds between checks for other processes' commits
 BUSY_WAIT = 30.0  # seconds a write transaction waits for another writer before failing
-BUSY_SPIN = 0.02  # seconds of that spent trying again at once, before sleeping between
 
 
 class Store:
@@ -354,18 +353,18 @@ class Store:
                 self._changed.notify_all()
 
     def _begin(self) -> None:
-        """``BEGIN IMMEDIATE``, waiting for another writer in short steps (0.1 ms, growing
-        to 2 ms; ``BUSY_WAIT`` in all). SQLite's own busy handler sleeps 1, 2, 5, 10 ...
+        """``BEGIN IMMEDIATE``, waiting for another writer in steps (from 0.1 ms, growing
+        to 50 ms; ``BUSY_WAIT`` in all). SQLite's own busy handler sleeps 1, 2, 5, 10 ...
         100 ms between tries: a process that commits in a loop (a receiver that takes
         and acks one message at a time) then keeps the lock and starves the others, and
         round robin among consumers becomes whoever-is-fastest."""
         self._retry(lambda: self.db.execute("BEGIN IMMEDIATE"))
 
     def _retry(self, call: Callable[[], Any]) -> Any:
-        """``call()``, again while another process holds the lock: first spinning (a
-        writer's gap between two transactions is tens of microseconds), then sleeping in
-        steps growing from 0.1 ms to 2 ms."""
-        delay, deadline, spins = 0.0001, None, 0
+        """``call()``, again while another process holds the lock, after sleeps growing
+        from 0.1 ms to 50 ms (sleeping, not spinning: spinning waiters would take the CPU
+        from the process that holds the lock)."""
+        delay, deadline = 0.0001, None
         while True:
             try:
                 return call()
@@ -375,15 +374,11 @@ class Store:
                     raise
                 now = time.monotonic()
                 if deadline is None:
-                    deadline, spin_until = now + BUSY_WAIT, now + BUSY_SPIN
+                    deadline = now + BUSY_WAIT
                 elif now > deadline:
                     raise
-            spins += 1
-            if now < spin_until:
-                os.sched_yield()
-                continue
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.002)
+            delay = min(delay * 1.5, 0.05)
 
     def _rollback(self) -> None:
         self.to_ring.clear()
