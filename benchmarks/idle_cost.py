@@ -72,7 +72,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def measure(amq: list[str], count: int, window: float, settle: float) -> float:
     """Total CPU of ``count`` idle receivers over ``window`` seconds, in % of a core."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, DBGS="1", AMQ_URL=f"local:{tmp}/bench.db")
+        env = dict(os.environ, AMQ_URL=f"local:{tmp}/bench.db")
         subprocess.run(amq + ["declare", "queue", "q0"], env=env, check=True,
                        capture_output=True)  # the store exists before they start
         procs: list[subprocess.Popen[bytes]] = []
