@@ -34,10 +34,11 @@ from ..amqp.model import (
 )
 from ..amqp.names import check_name, server_name, where
 from . import process
-from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
+from .publishing import MAX_MESSAGE_SIZE, Router, Routes, check_size, enqueue
 from .rows import (
     auto_delete_exchanges,
     auto_delete_queues,
+    bump_bindings_version,
     counts,
     delete_exchange_rows,
     delete_queue_rows,
@@ -70,6 +71,7 @@ class Broker:
                  max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         self.store = Store(path)
         self.max_message_size = max_message_size  # larger bodies are refused with 406
+        self.routes = Routes()  # routing state kept across transactions (publishing.py)
         self._last_sweep = 0.0
 
     def connect(self, name: str = "", sweep: bool = True) -> Connection:
@@ -305,6 +307,7 @@ class Connection:
                 "INSERT INTO exchanges (name, type, durable, auto_delete, internal, arguments) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (name, type, durable, auto_delete, internal, dump_table(arguments)))
+            bump_bindings_version(db)  # a new exchange can change where messages go (an AE)
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         name = check_name("exchange", name)
@@ -351,10 +354,12 @@ class Connection:
                     raise errors.PreconditionFailed(
                         f'Invalid x-match field value <<"{shown}">>; expected all, any, '
                         "all-with-x, or any-with-x")
-            db.execute(
-                "INSERT OR IGNORE INTO bindings (source, destination, destination_type, "
-                "routing_key, arguments) VALUES (?, ?, ?, ?, ?)",
-                (source, destination, destination_type.value, routing_key, dump_table(arguments)))
+            if db.execute(
+                    "INSERT OR IGNORE INTO bindings (source, destination, destination_type, "
+                    "routing_key, arguments) VALUES (?, ?, ?, ?, ?)",
+                    (source, destination, destination_type.value, routing_key,
+                     dump_table(arguments))).rowcount:
+                bump_bindings_version(db)
 
     def unbind(self, source: str, destination: str, routing_key: str = "",
                arguments: dict[str, Any] | None = None,
@@ -376,6 +381,7 @@ class Connection:
             if destination_type is DestinationType.QUEUE:
                 self.require_queue(db, destination)
             db.execute(f"DELETE FROM bindings WHERE {match}", key)
+            bump_bindings_version(db)
             auto_delete_exchanges(db, [source])
 
     # --- publishing -------------------------------------------------------------------
@@ -418,7 +424,8 @@ class Connection:
     def _enqueue(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         with self.store.transaction() as db:
-            return enqueue(db, self.store, Router(db, exchange), groups)
+            return enqueue(db, self.store, Router(db, exchange, routes=self.broker.routes),
+                           groups)
 
     # --- listing ----------------------------------------------------------------------
 
@@ -454,4 +461,5 @@ class Connection:
               headers: dict[str, Any] | None = None) -> routing.Route:
         """Where a message would go, without publishing it."""
         with self.store.transaction(notify=False) as db:
-            return Router(db, check_name("exchange", exchange)).explain(routing_key, headers)
+            return Router(db, check_name("exchange", exchange),
+                          routes=self.broker.routes).explain(routing_key, headers)

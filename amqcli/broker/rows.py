@@ -3,6 +3,10 @@ them (engine, channel, lifecycle, publishing), and import them from here, at the
 
 Queue and exchange arguments are stored as JSON (``dump_table``/``load_table``) with the
 AMQP types of ``amqp.codec``'s JSON form kept.
+
+The bindings version (``meta`` key ``bindings_version``, 0 when missing) changes in the
+same transaction as every change to bindings or exchanges: processes that keep routing
+state across transactions (``publishing.Routes``) compare it to know theirs is current.
 """
 
 from __future__ import annotations
@@ -55,7 +59,47 @@ def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
     rows = db.execute(
         "SELECT destination, destination_type, routing_key, arguments FROM bindings "
         "WHERE source = ?", (source,)).fetchall()
-    return [Binding(source, d, DestinationType(t), k, load_table(a)) for d, t, k, a in rows]
+    kinds = {t.value: t for t in DestinationType}  # a dict: the enum's call costs more
+    return [Binding(source, d, kinds[t], k, load_table(a)) for d, t, k, a in rows]
+
+
+class BindingRows:
+    """An exchange's bindings as read from the store, each made a ``Binding`` only when
+    first asked for (``binding``): routing an exchange with many bindings reads them all
+    once, and makes objects only of those that match."""
+
+    def __init__(self, db: sqlite3.Connection, source: str) -> None:
+        self.source = source
+        self.rows = db.execute(
+            "SELECT routing_key, destination, destination_type, arguments FROM bindings "
+            "WHERE source = ?", (source,)).fetchall()
+        self.keys = [row[0] for row in self.rows]
+        self._made: dict[int, Binding] = {}
+
+    def binding(self, i: int) -> Binding:
+        found = self._made.get(i)
+        if found is None:
+            k, d, t, a = self.rows[i]
+            found = self._made[i] = Binding(self.source, d, DestinationType(t), k, load_table(a))
+        return found
+
+
+def bindings_version(db: sqlite3.Connection) -> int:
+    """The store's bindings version (see the module docstring)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'bindings_version'").fetchone()
+    return row[0] if row else 0
+
+
+def bump_bindings_version(db: sqlite3.Connection) -> None:
+    """Change the bindings version, inside the transaction that changes bindings or exchanges.
+
+    It grows by a random step rather than by one: a process that bumped it and routed in
+    a transaction that then rolled back holds state made for a value no commit gave, and
+    another process's next bump must not land on that value.
+    """
+    db.execute("INSERT INTO meta (key, value) VALUES ('bindings_version', "
+               "1 + (random() & 4294967295)) "
+               "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value")
 
 
 def for_ids(db: sqlite3.Connection, sql: str, params: tuple[Any, ...],
@@ -103,8 +147,9 @@ def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
     sources = [r[0] for r in db.execute(
         "SELECT DISTINCT source FROM bindings WHERE destination_type = 'queue' "
         "AND destination = ?", (name,))]
-    db.execute("DELETE FROM bindings WHERE destination_type = 'queue' AND destination = ?",
-               (name,))
+    if db.execute("DELETE FROM bindings WHERE destination_type = 'queue' AND destination = ?",
+                  (name,)).rowcount:
+        bump_bindings_version(db)
     db.execute("DELETE FROM consumers WHERE queue = ?", (name,))
     db.execute("DELETE FROM queues WHERE name = ?", (name,))
     auto_delete_exchanges(db, sources)
@@ -127,6 +172,7 @@ def delete_exchange_rows(db: sqlite3.Connection, name: str) -> None:
     db.execute("DELETE FROM bindings WHERE source = ? OR "
                "(destination_type = 'exchange' AND destination = ?)", (name, name))
     db.execute("DELETE FROM exchanges WHERE name = ?", (name,))
+    bump_bindings_version(db)  # routing state holds exchanges too, and their absence
     auto_delete_exchanges(db, [s for s in sources if s != name])
 
 
