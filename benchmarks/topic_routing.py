@@ -14,13 +14,16 @@ measurement starts on a fresh bindings version). For each row it prints messages
 - serve: single publishes (pika BlockingConnection, one ``basic_publish`` per message, no
   confirms) of --serve-count messages through ``amq broker serve`` (port 0, started for
   the row and stopped after), cycling through the same distinct keys, after a warm-up;
-- other: the wall time of ``amq send -e OTHER k x`` (one message to another, fanout,
-  exchange), to show that this exchange's bindings do not slow others' start-up;
+- other: the wall time (and CPU time) in ms of ``amq send -e OTHER k x`` (one message to
+  another, fanout, exchange), to show that this exchange's bindings do not slow others'
+  start-up;
 
-with each figure's ratio to the 10-bindings row (the first row) of the same run. Every
-run checks that each message reached its queue and purges the queues after. A run that
-takes longer than --timeout seconds is reported as "> N/s". ``--amq "CMD ..."`` measures
-another amq (an older checkout's venv, say) with the same set-up.
+with each figure's ratio to the 10-bindings row (the first row) of the same run, by wall
+time and, in the "cpu" column, by the CPU time of the process doing the work (``amq
+send``, or the server): on a busy machine the second is the steadier. Every run checks
+that each message reached its queue and purges the queues after. A run that takes longer
+than --timeout seconds is reported as "<N" (fewer than N/s). ``--amq "CMD ..."``
+measures another amq (an older checkout's venv, say) with the same set-up.
 
 Usage: python benchmarks/topic_routing.py [--sizes 10,1000,10000,100000] [--count N]
            [--keys K] [--serve-count N] [--runs R] [--timeout S] [--amq CMD]
@@ -32,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -39,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from amqcli.broker.engine import Broker, Connection
 
@@ -98,41 +103,65 @@ class Setup:
         self.broker.close()
 
 
-def timed(argv: list[str], env: dict[str, str], data: bytes, timeout: float) -> float | None:
-    """Wall seconds of one process fed ``data``; None when it ran past ``timeout``."""
+class Took(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the measured process
+
+
+def timed(argv: list[str], env: dict[str, str], data: bytes, timeout: float) -> Took | None:
+    """The time one process fed ``data`` took; None when it ran past ``timeout``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         proc = subprocess.run(argv, input=data, env=env, capture_output=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None
+    wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed (exit {proc.returncode}): {shlex.join(argv)}\n"
                          f"{proc.stderr.decode(errors='replace')}")
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Took(wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system seconds a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Figure:
-    """Messages/s over runs (median), or a lower bound after a timeout."""
+    """Messages/s over runs (median), by wall time and by the CPU time of the process
+    measured (steadier on a busy machine), or a bound after a timeout."""
 
     def __init__(self) -> None:
         self.rates: list[float] = []
+        self.cpu_rates: list[float] = []
         self.bound: float | None = None
 
-    def add(self, count: int, seconds: float | None, timeout: float) -> None:
-        if seconds is None:
+    def add(self, count: int, took: Took | None, timeout: float) -> None:
+        if took is None:
             self.bound = count / timeout
         else:
-            self.rates.append(count / seconds)
+            self.rates.append(count / took.wall)
+            self.cpu_rates.append(count / max(took.cpu, 1e-3))
 
     @property
     def value(self) -> float:
         return statistics.median(self.rates) if self.rates else (self.bound or 0.0)
 
-    def shown(self, base: Figure | None) -> str:
+    @property
+    def cpu_value(self) -> float | None:
+        return statistics.median(self.cpu_rates) if self.cpu_rates else None
+
+    def shown(self, base: Figure) -> str:
         text = f"{self.value:>9,.0f}" if self.rates else f"<{self.value:>8,.0f}"
-        ratio = f"{self.value / base.value:.2f}x" if base and base.value else "-"
-        return f"{text} {ratio:>6}"
+        ratio = f"{self.value / base.value:.2f}x" if base.value else "-"
+        cpu, base_cpu = self.cpu_value, base.cpu_value
+        cpu_ratio = f"{cpu / base_cpu:.2f}x" if cpu and base_cpu else "-"
+        return f"{text} {ratio:>6} {cpu_ratio:>6}"
 
 
 def send_runs(args: argparse.Namespace, setup: Setup, env: dict[str, str],
@@ -145,17 +174,18 @@ def send_runs(args: argparse.Namespace, setup: Setup, env: dict[str, str],
     amq = args.amq
     for _ in range(args.runs):
         setup.touch()
-        seconds = timed(amq + ["send", "-e", EXCHANGE, "a.0.x", "--lines"], env, lines,
-                        args.timeout)
-        line_fig.add(args.count, seconds, args.timeout)
-        check(setup, args.count if seconds is not None else None)
+        took = timed(amq + ["send", "-e", EXCHANGE, "a.0.x", "--lines"], env, lines,
+                     args.timeout)
+        line_fig.add(args.count, took, args.timeout)
+        check(setup, args.count if took is not None else None)
         setup.touch()
-        seconds = timed(amq + ["send", "-e", EXCHANGE, "--format", "json"], env, objects,
-                        args.timeout)
-        json_fig.add(args.count, seconds, args.timeout)
-        check(setup, args.count if seconds is not None else None)
-        seconds = timed(amq + ["send", "-e", OTHER, "k", "x"], env, b"", args.timeout)
-        other.rates.append(seconds or args.timeout)
+        took = timed(amq + ["send", "-e", EXCHANGE, "--format", "json"], env, objects,
+                     args.timeout)
+        json_fig.add(args.count, took, args.timeout)
+        check(setup, args.count if took is not None else None)
+        took = timed(amq + ["send", "-e", OTHER, "k", "x"], env, b"", args.timeout)
+        other.rates.append(took.wall if took else args.timeout)
+        other.cpu_rates.append(took.cpu if took else args.timeout)
         check(setup, 1)
     return line_fig, json_fig, other
 
@@ -190,8 +220,8 @@ def serve_runs(args: argparse.Namespace, setup: Setup, store: str, size: int) ->
         conn = pika.BlockingConnection(pika.URLParameters(url))
         ch = conn.channel()
 
-        def publish(count: int) -> float | None:
-            start = time.perf_counter()
+        def publish(count: int) -> Took | None:
+            start, cpu = time.perf_counter(), cpu_seconds(proc.pid)
             try:
                 for n in range(count):
                     ch.basic_publish(EXCHANGE, keys[n % len(keys)], b"%08d" % n)
@@ -200,7 +230,7 @@ def serve_runs(args: argparse.Namespace, setup: Setup, store: str, size: int) ->
                 ch.queue_declare(QUEUES[0], passive=True)  # synchronous: after all of them
             except pika.exceptions.AMQPError:  # a server too busy to answer heartbeats
                 return None
-            return time.perf_counter() - start
+            return Took(time.perf_counter() - start, cpu_seconds(proc.pid) - cpu)
 
         warm = min(args.keys, args.serve_count)
         if publish(warm) is None:  # warm-up: the index, the keys
@@ -208,9 +238,9 @@ def serve_runs(args: argparse.Namespace, setup: Setup, store: str, size: int) ->
             return figure
         check(setup, warm)
         for _ in range(args.runs):
-            seconds = publish(args.serve_count)
-            figure.add(args.serve_count, seconds, args.timeout)
-            if seconds is None:
+            took = publish(args.serve_count)
+            figure.add(args.serve_count, took, args.timeout)
+            if took is None:
                 return figure
             check(setup, args.serve_count)
         with contextlib.suppress(pika.exceptions.AMQPError):
@@ -251,15 +281,16 @@ def main() -> None:
           f"for json, {args.serve_count:,} single publishes through amq broker serve; "
           f"median of {args.runs} runs; ratios against the {args.sizes[0]:,}-bindings row",
           flush=True)
-    header = (f"{'bindings':>9}  {'lines msg/s':>16}  {'json msg/s':>16}  "
-              f"{'serve msg/s':>16}  {'other send ms':>13}")
-    print(header)
+    columns = [f"{c + ' msg/s':>16} {'cpu':>6}" for c in ("lines", "json", "serve")]
+    print(f"{'bindings':>9}  {'  '.join(columns)}  {'other send ms':>13} {'cpu':>5}")
     base: tuple[Figure, Figure, Figure] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         store = os.path.join(tmp, "topic.db")
         env = dict(os.environ, AMQ_URL=f"local:{store}")
         setup = Setup(store)
         try:
+            for _ in range(2):  # warm-up: the first processes of a run load cold files
+                timed(args.amq + ["send", "-e", OTHER, "k", "x"], env, b"", args.timeout)
             for size in args.sizes:
                 setup.grow(size)
                 lines, objects, other = send_runs(args, setup, env, size)
@@ -267,7 +298,9 @@ def main() -> None:
                 row = (lines, objects, serve)
                 base = base or row
                 shown = "  ".join(f.shown(b) for f, b in zip(row, base, strict=True))
-                print(f"{size:>9,}  {shown}  {other.value * 1000:>13.1f}", flush=True)
+                other_cpu = statistics.median(other.cpu_rates) * 1000
+                print(f"{size:>9,}  {shown}  {other.value * 1000:>13.1f} {other_cpu:>5.0f}",
+                      flush=True)
         finally:
             setup.close()
 
