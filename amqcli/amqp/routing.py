@@ -113,48 +113,65 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+# A binding key waiting in a trie node: its words, then its value (one list, no tuple: a
+# trie of 100,000 keys holds 100,000 of these).
+_Entry = list[Any]
+
+
 class _Node:
     """A trie node ``depth`` words down: children by literal word, the ``*`` and ``#``
-    children, and the values of the binding keys that end here. Until first visited it
-    holds its binding keys unsorted (``pending``, each its words and value), so a trie of
+    children, and the values of the binding keys that end here.
+
+    It is built lazily: a node holds its binding keys unsorted (``pending``) until first
+    visited, and a literal child stays a plain list of entries until then, so a trie of
     many keys is built only along the paths that routing keys take."""
 
     __slots__ = ("depth", "hash", "here", "pending", "star", "words")
 
-    def __init__(self, depth: int, pending: list[tuple[list[str], int]]) -> None:
+    def __init__(self, depth: int, pending: list[_Entry] | None) -> None:
         self.depth = depth
-        self.pending: list[tuple[list[str], int]] | None = pending  # None once sorted out
-        self.words: dict[str, _Node] = {}
+        self.pending = pending  # None once sorted out
+        self.words: dict[str, _Node | list[_Entry]] = {}
         self.star: _Node | None = None
         self.hash: _Node | None = None
         self.here: list[int] = []
 
     def expand(self) -> None:
-        """Hand the pending binding keys down to new children (once, on the first visit)."""
+        """Hand the pending binding keys down to the children (once, on the first visit)."""
         pending, self.pending = self.pending or [], None
         if len(pending) < 1000:
-            self._expand(pending)
+            self._sort_out(pending)
             return
         with _collector_paused():
-            self._expand(pending)
+            self._sort_out(pending)
 
-    def _expand(self, pending: list[tuple[list[str], int]]) -> None:
-        depth = self.depth
-        groups: dict[str, list[tuple[list[str], int]]] = {}
+    def _sort_out(self, pending: list[_Entry]) -> None:
+        depth, here = self.depth, self.here
+        groups: dict[str, list[_Entry]] = {}
         for entry in pending:
-            words = entry[0]
-            if len(words) == depth:
-                self.here.append(entry[1])
+            if len(entry) - 1 == depth:
+                here.append(entry[-1])
                 continue
-            group = groups.get(words[depth])
+            group = groups.get(entry[depth])
             if group is None:
-                groups[words[depth]] = [entry]
+                groups[entry[depth]] = [entry]
             else:
                 group.append(entry)
+        self.adopt(groups)
+
+    def adopt(self, groups: dict[str, list[_Entry]]) -> None:
+        """Take the pending entries of each child by its word (``*`` and ``#`` included)."""
         star, hash_ = groups.pop("*", None), groups.pop("#", None)
-        self.star = _Node(depth + 1, star) if star else None
-        self.hash = _Node(depth + 1, hash_) if hash_ else None
-        self.words = {word: _Node(depth + 1, group) for word, group in groups.items()}
+        self.star = _Node(self.depth + 1, star) if star else None
+        self.hash = _Node(self.depth + 1, hash_) if hash_ else None
+        self.words.update(groups)
+
+    def child(self, word: str) -> _Node | None:
+        """The child for a routing key's word (a literal one), made on first use."""
+        found = self.words.get(word)
+        if isinstance(found, list):
+            found = self.words[word] = _Node(self.depth + 1, found)
+        return found
 
 
 class TopicTrie:
@@ -167,8 +184,21 @@ class TopicTrie:
     """
 
     def __init__(self, keys: Sequence[str]) -> None:
+        self.root = root = _Node(0, None)  # sorted out at once: every match starts here
+        groups: dict[str, list[_Entry]] = {}
         with _collector_paused():
-            self.root = _Node(0, [(k.split(".") if k else [], i) for i, k in enumerate(keys)])
+            for i, key in enumerate(keys):
+                if not key:
+                    root.here.append(i)
+                    continue
+                entry: _Entry = key.split(".")
+                entry.append(i)
+                group = groups.get(entry[0])
+                if group is None:
+                    groups[entry[0]] = [entry]
+                else:
+                    group.append(entry)
+            root.adopt(groups)
 
     def match(self, routing_key: str) -> set[int]:
         words = _words(routing_key)
@@ -187,7 +217,7 @@ class TopicTrie:
             if i == n:
                 found.update(node.here)
             else:
-                child = node.words.get(words[i])
+                child = node.child(words[i])
                 if child is not None:
                     work.append((child, i + 1))
                 if node.star is not None:

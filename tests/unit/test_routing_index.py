@@ -70,7 +70,7 @@ def _expanded(trie: TopicTrie) -> int:
         node = work.pop()
         if node.pending is None:
             count += 1
-            work.extend(node.words.values())
+            work.extend(n for n in node.words.values() if not isinstance(n, list))
             work.extend(n for n in (node.star, node.hash) if n is not None)
     return count
 
