@@ -64,24 +64,58 @@ def bindings_from(db: sqlite3.Connection, source: str) -> list[Binding]:
 
 
 class BindingRows:
-    """An exchange's bindings as read from the store, each made a ``Binding`` only when
-    first asked for (``binding``): routing an exchange with many bindings reads them all
-    once, and makes objects only of those that match."""
+    """An exchange's bindings as read from the store, for an index: their routing keys, and
+    ``binding(i)``, the i-th binding, made only when asked for (those that match).
+
+    The keys alone are read at first (a third of the cost of whole rows, for 100,000
+    bindings); the first few bindings asked for are read by their key, and past that all
+    rows at once. One order, the primary key's, for all of those reads, so positions
+    agree. A later transaction may ask too: the bindings are the same as long as the
+    bindings version is (``publishing.Routes`` checks it first).
+    """
+
+    LOOKUPS = 3  # bindings read by key before all are read
 
     def __init__(self, db: sqlite3.Connection, source: str) -> None:
+        self.db = db
         self.source = source
-        self.rows = db.execute(
-            "SELECT routing_key, destination, destination_type, arguments FROM bindings "
-            "WHERE source = ?", (source,)).fetchall()
-        self.keys = [row[0] for row in self.rows]
+        self.keys = [k for (k,) in db.execute(
+            f"SELECT routing_key FROM bindings WHERE source = ? {_BINDING_ORDER}", (source,))]
+        self._rows: list[tuple[str, str, str]] | None = None  # destination, type, arguments
         self._made: dict[int, Binding] = {}
+        self._lookups = 0
 
     def binding(self, i: int) -> Binding:
         found = self._made.get(i)
         if found is None:
-            k, d, t, a = self.rows[i]
-            found = self._made[i] = Binding(self.source, d, DestinationType(t), k, load_table(a))
+            if self._rows is None and self._lookups < self.LOOKUPS:
+                self._lookups += 1
+                self._read_key(self.keys[i])
+                return self._made[i]
+            if self._rows is None:
+                self._rows = self.db.execute(
+                    "SELECT destination, destination_type, arguments FROM bindings "
+                    f"WHERE source = ? {_BINDING_ORDER}", (self.source,)).fetchall()
+            found = self._made[i] = self._make(self.keys[i], *self._rows[i])
         return found
+
+    def _read_key(self, key: str) -> None:
+        """Make the bindings with this routing key (in the one order: the n-th row read is
+        the n-th position with that key)."""
+        rows = self.db.execute(
+            "SELECT destination, destination_type, arguments FROM bindings "
+            f"WHERE source = ? AND routing_key = ? {_BINDING_ORDER}", (self.source, key))
+        positions = (j for j, k in enumerate(self.keys) if k == key)
+        for j, row in zip(positions, rows, strict=True):
+            self._made.setdefault(j, self._make(key, *row))
+
+    def _make(self, key: str, destination: str, kind: str, arguments: str) -> Binding:
+        return Binding(self.source, destination, DestinationType(kind), key,
+                       load_table(arguments))
+
+
+# The primary key's order (so no sort): BindingRows reads rows in it more than once.
+_BINDING_ORDER = "ORDER BY destination_type, destination, routing_key, arguments"
 
 
 def bindings_version(db: sqlite3.Connection) -> int:

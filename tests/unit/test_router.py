@@ -249,6 +249,29 @@ def test_only_the_exchanges_used_are_read(broker: Broker, conn: Connection,
     assert read == ["small"]
 
 
+def test_binding_rows_read_by_key_or_all_agree(broker: Broker, conn: Connection) -> None:
+    conn.declare_exchange("x", "topic")
+    conn.declare_exchange("y", "fanout")
+    for q in ("q1", "q2", "q3"):
+        conn.declare_queue(q)
+    for key in ("a", "b", "a.#", ""):  # each key to several destinations
+        conn.bind("x", "q2", key)
+        conn.bind("x", "q1", key, {"x-any": 1})
+        conn.bind("x", "y", key, destination_type=E)
+    conn.bind("x", "q3", "a")
+    with broker.store.transaction() as db:
+        stored = bindings_from(db, "x")
+        by_key = publishing.BindingRows(db, "x")
+        at_once = publishing.BindingRows(db, "x")
+        at_once.LOOKUPS = 0  # all rows on the first binding asked for
+        order = [5, 0, 12, 3, 7, 1, 9, 2, 4, 6, 8, 10, 11]  # some by key, then all
+        made = {i: by_key.binding(i) for i in order}
+        assert [made[i] for i in range(13)] == [at_once.binding(i) for i in range(13)]
+        assert [b.routing_key for b in made.values()] == [by_key.keys[i] for i in order]
+        assert by_key._lookups == by_key.LOOKUPS and at_once._lookups == 0
+    assert sorted(made.values(), key=repr) == sorted(stored, key=repr)
+
+
 def test_headers_and_the_default_exchange_are_routed_afresh(broker: Broker,
                                                             conn: Connection) -> None:
     conn.declare_exchange("h", "headers")
