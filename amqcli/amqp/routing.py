@@ -1,4 +1,4 @@
-"""Routing, as pure functions: which bindings match a message, and which queues get a copy.
+"""Routing, pure (no I/O): which bindings match a message, and which queues get a copy.
 
 Follows RabbitMQ exactly: direct and fanout, topic with ``*``/``#`` (empty words count as
 words, ``""`` is zero words), headers with the four ``x-match`` modes, exchange-to-exchange
