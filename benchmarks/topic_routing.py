@@ -21,10 +21,9 @@ measurement starts on a fresh bindings version). For each row it prints messages
 each the best of --runs runs, with its ratio to the 10-bindings row (the first row) of the
 same run, by wall time and, in the "cpu" column, by the CPU time of the process doing the
 work (``amq send``, or the server): on a busy machine the second is the steadier. Every
-run checks
-that each message reached its queue and purges the queues after. A run that takes longer
-than --timeout seconds is reported as "<N" (fewer than N/s). ``--amq "CMD ..."``
-measures another amq (an older checkout's venv, say) with the same set-up.
+run checks that each message reached its queue and purges the queues after. A run that
+takes longer than --timeout seconds is reported as "<N" (fewer than N/s). ``--amq "CMD
+..."`` measures another amq (an older checkout's venv, say) with the same set-up.
 
 Usage: python benchmarks/topic_routing.py [--sizes 10,1000,10000,100000] [--count N]
            [--keys K] [--serve-count N] [--runs R] [--timeout S] [--amq CMD]
