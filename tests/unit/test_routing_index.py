@@ -173,7 +173,7 @@ def _both(exchanges: dict[str, Exchange], found: list[Binding], start: str, key:
     return scanned, indexed
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(topologies(), st.sampled_from(["", *EXCHANGES]), st.lists(routing_key, min_size=1,
                                                                    max_size=4), headers)
 def test_routes_through_indexes_are_the_scanned_routes(
