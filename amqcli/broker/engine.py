@@ -35,10 +35,11 @@ from ..amqp.model import (
 from ..amqp.names import check_name, server_name, where
 from . import process
 from .dispatch import dispatch, limit_deliveries
-from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue
+from .publishing import MAX_MESSAGE_SIZE, Router, Routes, check_size, enqueue
 from .rows import (
     auto_delete_exchanges,
     auto_delete_queues,
+    bump_bindings_version,
     counts,
     delete_exchange_rows,
     delete_queue_rows,
@@ -73,6 +74,7 @@ class Broker:
         self.store = Store(path)
         self.store.on_commit = self._dispatch
         self.max_message_size = max_message_size  # larger bodies are refused with 406
+        self.routes = Routes()  # routing state kept across transactions (publishing.py)
         self._last_sweep = 0.0
         self.sweeper: Bell | None = None  # held: this process runs the store's timers
         self._next_election = 0.0
@@ -391,6 +393,7 @@ class Connection:
                 "INSERT INTO exchanges (name, type, durable, auto_delete, internal, arguments) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (name, type, durable, auto_delete, internal, dump_table(arguments)))
+            bump_bindings_version(db)  # a new exchange can change where messages go (an AE)
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         name = check_name("exchange", name)
@@ -437,10 +440,12 @@ class Connection:
                     raise errors.PreconditionFailed(
                         f'Invalid x-match field value <<"{shown}">>; expected all, any, '
                         "all-with-x, or any-with-x")
-            db.execute(
-                "INSERT OR IGNORE INTO bindings (source, destination, destination_type, "
-                "routing_key, arguments) VALUES (?, ?, ?, ?, ?)",
-                (source, destination, destination_type.value, routing_key, dump_table(arguments)))
+            if db.execute(
+                    "INSERT OR IGNORE INTO bindings (source, destination, destination_type, "
+                    "routing_key, arguments) VALUES (?, ?, ?, ?, ?)",
+                    (source, destination, destination_type.value, routing_key,
+                     dump_table(arguments))).rowcount:
+                bump_bindings_version(db)
 
     def unbind(self, source: str, destination: str, routing_key: str = "",
                arguments: dict[str, Any] | None = None,
@@ -462,6 +467,7 @@ class Connection:
             if destination_type is DestinationType.QUEUE:
                 self.require_queue(db, destination)
             db.execute(f"DELETE FROM bindings WHERE {match}", key)
+            bump_bindings_version(db)
             auto_delete_exchanges(db, [source])
 
     # --- publishing -------------------------------------------------------------------
@@ -504,7 +510,8 @@ class Connection:
     def _enqueue(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         with self.store.transaction() as db:
-            outcomes = enqueue(db, self.store, Router(db, exchange), groups)
+            outcomes = enqueue(db, self.store, Router(db, exchange, routes=self.broker.routes),
+                               groups)
         if self.store.gone_rung:  # handed to a consumer whose process is gone
             self.broker.sweep()
         return outcomes
@@ -543,4 +550,5 @@ class Connection:
               headers: dict[str, Any] | None = None) -> routing.Route:
         """Where a message would go, without publishing it."""
         with self.store.transaction(notify=False) as db:
-            return Router(db, check_name("exchange", exchange)).explain(routing_key, headers)
+            return Router(db, check_name("exchange", exchange),
+                          routes=self.broker.routes).explain(routing_key, headers)

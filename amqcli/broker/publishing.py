@@ -13,13 +13,27 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
 from ..amqp.codec import dump_properties, load_properties
-from ..amqp.model import Binding, DestinationType, Exchange, Properties, PublishOutcome
-from .rows import bindings_from, get_exchange, queue_row, remove_messages
+from ..amqp.model import (
+    Binding,
+    DestinationType,
+    Exchange,
+    ExchangeType,
+    Properties,
+    PublishOutcome,
+)
+from .rows import (
+    BindingRows,
+    bindings_from,
+    bindings_version,
+    get_exchange,
+    queue_row,
+    remove_messages,
+)
 
 if TYPE_CHECKING:
     from ..amqp import routing
@@ -85,20 +99,65 @@ def stored_properties(props: Properties) -> str | None:
     return dump_properties(props)
 
 
+class Routes:
+    """What routing has learnt of one store in one process, kept across transactions while
+    the store's bindings version (``rows.bindings_version``) stays the same: exchanges
+    (found or missing), the ``BindingIndex`` of each exchange used (built on its first
+    use, so that others' bindings are never read), and the queues each routing key reaches
+    from each exchange. Every change to bindings or exchanges bumps the version in its
+    own transaction, so a ``Router`` of any process, checking it as it starts, notices and
+    starts afresh. One per ``Broker``; a ``Router`` given none keeps its own.
+
+    Results are kept only where the routing key alone decides them: not past a headers
+    exchange, nor through the default exchange (its implicit bindings come and go with
+    queues, which move no version), nor with CC/BCC headers.
+    """
+
+    MAX_RESULTS = 100_000  # routing keys kept per exchange; past it, they start over
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.exchanges: dict[str, Exchange | None] = {}
+        self.indexes: dict[str, routing.BindingIndex] = {}
+        self.results: dict[str, dict[str, list[str]]] = {}
+
+    def check(self, db: sqlite3.Connection) -> None:
+        """Forget everything if the bindings changed since it was learnt."""
+        version = bindings_version(db)
+        if version != self.version:
+            self.version = version
+            self.exchanges, self.indexes, self.results = {}, {}, {}
+
+    def index(self, db: sqlite3.Connection, x: Exchange) -> routing.BindingIndex:
+        found = self.indexes.get(x.name)
+        if found is None:
+            from ..amqp import routing
+            rows = BindingRows(db, x.name)
+            found = self.indexes[x.name] = routing.BindingIndex(x.type, rows.keys, rows.binding)
+        return found
+
+    def results_of(self, exchange: str) -> dict[str, list[str]]:
+        found = self.results.get(exchange)
+        if found is None or len(found) >= self.MAX_RESULTS:
+            found = self.results[exchange] = {}
+        return found
+
+
 class Router:
-    """Routing within one transaction, with the topology read once.
+    """Routing within one transaction, with what ``Routes`` holds of the topology.
 
     ``checked`` (a client's publish): a missing exchange is 404 and an internal one 403.
     Dead-lettering routes unchecked: a missing dead-letter exchange drops the message.
     """
 
-    def __init__(self, db: sqlite3.Connection, exchange: str, checked: bool = True) -> None:
+    def __init__(self, db: sqlite3.Connection, exchange: str, checked: bool = True,
+                 routes: Routes | None = None) -> None:
         self.db = db
         self.exchange = exchange
-        self._exchanges: dict[str, Exchange | None] = {}
-        self._bindings: dict[str, list[Binding]] = {}
+        self.routes = routes if routes is not None else Routes()
+        self.routes.check(db)
         self._queues: dict[str, dict[str, Any] | None] = {}
-        self._routes: dict[str, list[str]] = {}
+        self._local: dict[str, list[str]] = {}  # results good for this transaction only
         x = self.get_exchange(exchange)
         self.missing = x is None
         if checked and x is None:
@@ -108,17 +167,25 @@ class Router:
                 f"cannot publish to internal exchange '{exchange}' in vhost '/'")
 
     def get_exchange(self, name: str) -> Exchange | None:
-        if name not in self._exchanges:
-            self._exchanges[name] = get_exchange(self.db, name)
-        return self._exchanges[name]
+        known = self.routes.exchanges
+        if name not in known:
+            known[name] = get_exchange(self.db, name)
+        return known[name]
 
     def get_bindings(self, name: str) -> list[Binding]:
-        if name not in self._bindings:
-            self._bindings[name] = bindings_from(self.db, name)
-            if name == "":
-                self._bindings[name] = [Binding("", q, DestinationType.QUEUE, q) for (q,) in
-                                        self.db.execute("SELECT name FROM queues")]
-        return self._bindings[name]
+        """An exchange's bindings (the default exchange's implicit ones included)."""
+        if name == "":
+            return [Binding("", q, DestinationType.QUEUE, q) for (q,) in
+                    self.db.execute("SELECT name FROM queues ORDER BY name")]
+        return bindings_from(self.db, name)
+
+    def matching(self, x: Exchange, keys: Sequence[str],
+                 headers: Mapping[str, Any] | None) -> list[Binding]:
+        """An exchange's bindings that take a message with these keys and headers."""
+        if x.name == "":  # one implicit binding per queue, by name: look the queues up
+            return [Binding("", q, DestinationType.QUEUE, q) for q in sorted(keys)
+                    if self.queue(q) is not None]
+        return self.routes.index(self.db, x).matching(keys, headers)
 
     def queue(self, name: str) -> dict[str, Any] | None:
         if name not in self._queues:
@@ -126,17 +193,32 @@ class Router:
         return self._queues[name]
 
     def queues(self, routing_key: str, headers: dict[str, Any] | None) -> list[str]:
+        """The queues a message reaches (a list to read, not to change: it may be kept)."""
         if self.missing:
             return []
-        if self.exchange == "" and not (headers and ("CC" in headers or "BCC" in headers)):
+        by_key = not (headers and ("CC" in headers or "BCC" in headers))
+        if self.exchange == "" and by_key:
             return [routing_key] if self.queue(routing_key) is not None else []
-        cacheable = not headers
-        if cacheable and routing_key in self._routes:
-            return self._routes[routing_key]
-        found = self.explain(routing_key, headers).queues
-        if cacheable:
-            self._routes[routing_key] = found
-        return found
+        kept = self.routes.results_of(self.exchange) if by_key else {}
+        found = kept.get(routing_key)
+        if found is None and not headers:
+            found = self._local.get(routing_key)
+        if found is not None:
+            return found
+        explained = self.explain(routing_key, headers)
+        if by_key and self._by_key_alone(explained):
+            kept[routing_key] = explained.queues
+        elif not headers:
+            self._local[routing_key] = explained.queues
+        return explained.queues
+
+    def _by_key_alone(self, found: routing.Route) -> bool:
+        """Whether a route depends on nothing but the routing key and the bindings."""
+        for hop in found.hops:
+            x = None if hop.missing else self.get_exchange(hop.exchange)
+            if x is not None and (x.name == "" or x.type is ExchangeType.HEADERS):
+                return False
+        return True
 
     def explain(self, routing_key: str, headers: dict[str, Any] | None) -> routing.Route:
         from ..amqp import routing
@@ -146,7 +228,7 @@ class Router:
             hop = routing.Hop("", [Binding("", q, DestinationType.QUEUE, q) for q in found])
             return routing.Route(found, [hop])
         return routing.route(self.exchange, routing_key, headers, self.get_exchange,
-                             self.get_bindings)
+                             self.get_bindings, self.matching)
 
     def placement(self, queue: str, priority: int | None, expiration: int | None,
                   now: float) -> tuple[int, float | None]:

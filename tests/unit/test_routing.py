@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from amqcli.amqp.model import Binding, DestinationType, Exchange, ExchangeType
 from amqcli.amqp.routing import (
+    BindingIndex,
     Route,
     binding_matches,
     headers_match,
@@ -326,7 +327,13 @@ class Topology:
         return [b for b in self.bindings if b.source == name]
 
     def route(self, exchange: str, routing_key: str = "", headers=None) -> Route:
-        return route(exchange, routing_key, headers, self.get_exchange, self.bindings_from)
+        """The route by scanning, checked against the route through ``BindingIndex``."""
+        scanned = route(exchange, routing_key, headers, self.get_exchange, self.bindings_from)
+        indexed = route(exchange, routing_key, headers, self.get_exchange, self.bindings_from,
+                        lambda x, keys, h: BindingIndex.of(
+                            x.type, self.bindings_from(x.name)).matching(keys, h))
+        assert indexed == scanned
+        return scanned
 
 
 def _hop(r: Route, name: str):
