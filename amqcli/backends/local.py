@@ -43,6 +43,7 @@ class LocalSubscription:
         self.backend = backend
         backend.channels += 1
         self.channel = backend.connection.channel(backend.channels)
+        self.channel.pause_shared = True
         self.channel.qos(window, global_=True)
         self.channel.qos(prefetch)
         self.bell = backend.broker.new_bell()

@@ -68,6 +68,9 @@ class Channel:
         self._lazy_acks: list[Settled] = []  # acked, not yet deleted
         self.consumers: dict[str, _Consumer] = {}
         self.prefetch = 0  # basic.qos(global=false): for consumers created after it
+        # A process with one consumer per channel (amq receive) pauses after a claim on a
+        # shared queue (SHARED_PAUSE); the server, which serves many from one loop, not.
+        self.pause_shared = False
         self.global_prefetch = 0  # basic.qos(global=true): shared by the channel
 
     # --- consumers --------------------------------------------------------------------
@@ -177,7 +180,7 @@ class Channel:
             else:
                 rows, cut = self._take_handed(db, c, most, max_bytes)
             arguments = queue_arguments(db, c.queue) if rows else None
-        if not alone:
+        if self.pause_shared and not alone:
             # Consumers of a shared queue take turns at the store's one write lock. A
             # process woken by our ring often shares our CPU (the kernel puts a woken
             # process beside its waker): a short sleep lets it ack and take what it was
