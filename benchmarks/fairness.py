@@ -25,48 +25,19 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import shlex
-import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from typing import IO
 
+from procs import amq_default, queue_row, stop
+
 QUEUE = "tasks"
 MODES = ("file", "pipe", "exec", "slow")
 SLOW = "sleep 0.05; "
-
-
-def amq_default() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "amq")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
-
-
-def consumers(amq: list[str], env: dict[str, str], queue: str) -> int:
-    out = subprocess.run(amq + ["list", "queues", "--format", "json"], env=env,
-                         capture_output=True, check=True).stdout
-    return next((q["consumers"] for q in json.loads(out) if q["name"] == queue), 0)
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 class Receiver:
@@ -106,6 +77,10 @@ class Receiver:
         except FileNotFoundError:
             return []
         return data.split(b"\n")[:data.count(b"\n")]  # complete lines only
+
+
+def consumers(amq: list[str], env: dict[str, str], queue: str) -> int:
+    return int(queue_row(amq, env, queue).get("consumers", 0))
 
 
 def run(amq: list[str], receivers: int, count: int, mode: str) -> str:

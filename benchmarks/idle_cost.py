@@ -18,26 +18,21 @@ Usage: python benchmarks/idle_cost.py [--receivers 1,20,50,200] [--window S] [--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
-import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
+
+from procs import amq_default, queues, stop
 
 GOAL = (50, 3.0)  # 50 idle receivers: at most 3% of a core in total
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def amq_default() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "amq")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
+def consumers(amq: list[str], env: dict[str, str]) -> int:
+    """How many consumers the store shows, over all queues."""
+    return sum(q["consumers"] for q in queues(amq, env))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -46,27 +41,6 @@ def cpu_seconds(pid: int) -> float:
         stat = f.read()
     fields = stat[stat.rfind(b")") + 2:].split()  # from field 3 (the state) on
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def consumers(amq: list[str], env: dict[str, str]) -> int:
-    """How many consumers the store shows, over all queues."""
-    out = subprocess.run(amq + ["list", "queues", "--format", "json"], env=env,
-                         capture_output=True, check=True).stdout
-    return sum(q["consumers"] for q in json.loads(out))
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Ctrl+C for each, as a user would; SIGKILL for what is still there after 10 s."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def measure(amq: list[str], count: int, window: float, settle: float) -> float:

@@ -29,44 +29,16 @@ import collections
 import json
 import os
 import shlex
-import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from procs import amq_default, queue_row, stop
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-
-
-def amq_default() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "amq")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
-
-
-def queue_row(amq: list[str], env: dict[str, str], queue: str) -> dict[str, Any]:
-    out = subprocess.run(amq + ["list", "queues", "--format", "json"], env=env,
-                         capture_output=True, check=True).stdout
-    return next((q for q in json.loads(out) if q["name"] == queue), {})
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 15
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 class Output:

@@ -17,47 +17,23 @@ Usage: python benchmarks/wakeup_latency.py [--messages N] [--others 0,50,200] [-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shlex
-import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+from procs import amq_default, queues, stop
 
 GOAL = (50, 5.0)  # p99 in ms with 50 other receivers waiting
 WARMUP = 10
 
 
-def amq_default() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "amq")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
-
-
 def consumers(amq: list[str], env: dict[str, str]) -> int:
-    out = subprocess.run(amq + ["list", "queues", "--format", "json"], env=env,
-                         capture_output=True, check=True).stdout
-    return sum(q["consumers"] for q in json.loads(out))
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    """How many consumers the store shows, over all queues."""
+    return sum(q["consumers"] for q in queues(amq, env))
 
 
 def receiver_process(amq: list[str], env: dict[str, str], queue: str,
