@@ -12,9 +12,10 @@ Each receiver consumes in one of four ways:
 - slow:  the same, but receiver 1's command sleeps 0.05 s first (`--exec 'sleep 0.05; ...'`).
 
 It prints, per row, the messages each receiver got, duplicates and missing (over all the
-receivers' outputs: each message should be delivered once) and the seconds until the last
-one came out. Round-robin among consumers with room gives N/k each when all keep up (RabbitMQ
-gives 10/10 for 20 messages to two); a slow receiver should get fewer, not hold up the rest.
+receivers' outputs: each message should be delivered once) and the seconds from the start
+of `amq send` until the last one came out. Round-robin among consumers with room gives N/k
+each when all keep up (RabbitMQ gives 10/10 for 20 messages to two on a quiet machine); a
+slow receiver should get fewer, not hold up the rest.
 Receivers are stopped with SIGINT (SIGKILL after 10 s) whatever happens.
 
 Usage: python benchmarks/fairness.py [--receivers 2,8] [--count 20,200]
@@ -114,7 +115,7 @@ def run(amq: list[str], receivers: int, count: int, mode: str) -> str:
     missing = sum(1 for i in range(1, count + 1) if b"%d" % i not in seen)
     shares = "/".join(str(len(b)) for b in got)
     return (f"{receivers:>9}  {mode:>5}  {count:>5}  {shares:<36} {duplicates:>4}  "
-            f"{missing:>7}  {seconds:>7.2f}")
+            f"{missing:>7}  {seconds:>12.2f}")
 
 
 def main() -> None:
@@ -132,7 +133,7 @@ def main() -> None:
     print("`amq receive tasks --prefetch 1` x k, then `seq 1 N | amq send tasks --lines`; "
           "local broker (slow: receiver 1 sleeps 0.05 s a message)")
     print(f"{'receivers':>9}  {'mode':>5}  {'N':>5}  {'messages each (r1/r2/...)':<36} "
-          f"{'dups':>4}  {'missing':>7}  {'seconds':>7}")
+          f"{'dups':>4}  {'missing':>7}  {'s, from send':>12}")
     for receivers in (int(k) for k in args.receivers.split(",")):
         for count in (int(n) for n in args.count.split(",")):
             for mode in modes:

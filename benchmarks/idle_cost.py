@@ -1,8 +1,8 @@
 """CPU cost of idle `amq receive` processes on the local broker: receivers waiting, nothing sent.
 
 For each count of receivers (--receivers, default 1, 20, 50 and 200) this starts that many
-`amq receive qN` on a fresh store file, each on its own queue so none has anything to
-receive, waits until the store shows every one of them as a consumer, lets them settle
+`amq receive qN` on a fresh store file (25 at a time), each on its own queue so none has
+anything to receive, waits until the store shows every one as a consumer, lets them settle
 (--settle seconds: start-up is over), then sums the CPU time (utime + stime of
 /proc/PID/stat) they use over a --window second window. It prints, per count, the total in
 % of one core and the share of one receiver, beside the goal for 50 receivers (at most 3%
@@ -28,6 +28,7 @@ from procs import amq_default, queues, stop
 
 GOAL = (50, 3.0)  # 50 idle receivers: at most 3% of a core in total
 TICK = os.sysconf("SC_CLK_TCK")
+WAVE = 25  # receivers started at once: a storm of start-ups is not what this measures
 
 
 def consumers(amq: list[str], env: dict[str, str]) -> int:
@@ -43,6 +44,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def wait_registered(amq: list[str], env: dict[str, str], procs: list[subprocess.Popen[bytes]],
+                    tmp: str) -> None:
+    """Wait until the store shows a consumer for each receiver; stop, with the stderr of
+    one that ended, if one did."""
+    deadline = time.monotonic() + 120
+    while consumers(amq, env) < len(procs):
+        for i, p in enumerate(procs):
+            if p.poll() is not None:
+                with open(f"{tmp}/err{i}", "rb") as f:
+                    err = f.read().decode(errors="replace").strip()
+                raise SystemExit(f"receiver {i + 1} of {len(procs)} exited {p.returncode} "
+                                 f"while starting: {err}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(procs)} receivers did not all register as consumers")
+        time.sleep(0.2)
+
+
 def measure(amq: list[str], count: int, window: float, settle: float) -> float:
     """Total CPU of ``count`` idle receivers over ``window`` seconds, in % of a core."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,20 +69,13 @@ def measure(amq: list[str], count: int, window: float, settle: float) -> float:
                        capture_output=True)  # the store exists before they start
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            for i in range(count):
-                procs.append(subprocess.Popen(
-                    amq + ["receive", f"q{i}"], env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            deadline = time.monotonic() + 60 + count
-            while consumers(amq, env) < count:
-                dead = [p for p in procs if p.poll() is not None]
-                if dead:
-                    err = dead[0].stderr.read().decode() if dead[0].stderr else ""
-                    raise SystemExit(f"a receiver exited {dead[0].returncode} while starting: "
-                                     f"{err.strip()}")
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{count} receivers did not all register as consumers")
-                time.sleep(0.2)
+            for start in range(0, count, WAVE):
+                for i in range(start, min(count, start + WAVE)):
+                    with open(f"{tmp}/err{i}", "wb") as err:
+                        procs.append(subprocess.Popen(
+                            amq + ["receive", f"q{i}"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err))
+                wait_registered(amq, env, procs, tmp)
             time.sleep(settle)
             before = sum(cpu_seconds(p.pid) for p in procs)
             t = time.monotonic()

@@ -29,6 +29,7 @@ from procs import amq_default, queues, stop
 
 GOAL = (50, 5.0)  # p99 in ms with 50 other receivers waiting
 WARMUP = 10
+WAVE = 25  # receivers started at once: a storm of start-ups is not what this measures
 
 
 def consumers(amq: list[str], env: dict[str, str]) -> int:
@@ -36,11 +37,28 @@ def consumers(amq: list[str], env: dict[str, str]) -> int:
     return sum(q["consumers"] for q in queues(amq, env))
 
 
-def receiver_process(amq: list[str], env: dict[str, str], queue: str,
-                     stdout: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(amq + ["receive", queue, "--format", "raw"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=stdout,
-                            stderr=subprocess.DEVNULL)
+def receiver_process(amq: list[str], env: dict[str, str], queue: str, stdout: int,
+                     tmp: str, index: int) -> subprocess.Popen[bytes]:
+    with open(f"{tmp}/err{index}", "wb") as err:
+        return subprocess.Popen(amq + ["receive", queue, "--format", "raw"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
+
+
+def wait_registered(amq: list[str], env: dict[str, str], procs: list[subprocess.Popen[bytes]],
+                    tmp: str) -> None:
+    """Wait until the store shows a consumer for each receiver; stop, with the stderr of
+    one that ended, if one did."""
+    deadline = time.monotonic() + 120
+    while consumers(amq, env) < len(procs):
+        for i, p in enumerate(procs):
+            if p.poll() is not None:
+                with open(f"{tmp}/err{i}", "rb") as f:
+                    err = f.read().decode(errors="replace").strip()
+                raise SystemExit(f"receiver {i + 1} of {len(procs)} exited {p.returncode} "
+                                 f"while starting: {err}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(procs)} receivers did not all register as consumers")
+        time.sleep(0.2)
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -55,19 +73,17 @@ def latencies(amq: list[str], others: int, messages: int) -> list[float]:
                        capture_output=True)
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            procs += [receiver_process(amq, env, f"other{i}", subprocess.DEVNULL)
-                      for i in range(others)]
-            receiver = receiver_process(amq, env, "q", subprocess.PIPE)
+            for start in range(0, others, WAVE):
+                procs += [receiver_process(amq, env, f"other{i}", subprocess.DEVNULL, tmp, i)
+                          for i in range(start, min(others, start + WAVE))]
+                wait_registered(amq, env, procs, tmp)
+            receiver = receiver_process(amq, env, "q", subprocess.PIPE, tmp, others)
             procs.append(receiver)
+            wait_registered(amq, env, procs, tmp)
             sender = subprocess.Popen(amq + ["send", "q", "--lines", "-q"], env=env,
                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
             procs.append(sender)
-            deadline = time.monotonic() + 60 + others
-            while consumers(amq, env) < others + 1:
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise SystemExit("the receivers did not all register as consumers")
-                time.sleep(0.2)
             time.sleep(2)  # start-up over
             assert sender.stdin is not None and receiver.stdout is not None
             result = []
