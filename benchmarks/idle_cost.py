@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 
-from procs import amq_default, queues, stop
+from procs import amq_default, queues, stop, wait_registered
 
 GOAL = (50, 3.0)  # 50 idle receivers: at most 3% of a core in total
 TICK = os.sysconf("SC_CLK_TCK")
@@ -44,23 +44,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def wait_registered(amq: list[str], env: dict[str, str], procs: list[subprocess.Popen[bytes]],
-                    tmp: str) -> None:
-    """Wait until the store shows a consumer for each receiver; stop, with the stderr of
-    one that ended, if one did."""
-    deadline = time.monotonic() + 120
-    while consumers(amq, env) < len(procs):
-        for i, p in enumerate(procs):
-            if p.poll() is not None:
-                with open(f"{tmp}/err{i}", "rb") as f:
-                    err = f.read().decode(errors="replace").strip()
-                raise SystemExit(f"receiver {i + 1} of {len(procs)} exited {p.returncode} "
-                                 f"while starting: {err}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{len(procs)} receivers did not all register as consumers")
-        time.sleep(0.2)
-
-
 def measure(amq: list[str], count: int, window: float, settle: float) -> float:
     """Total CPU of ``count`` idle receivers over ``window`` seconds, in % of a core."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +58,7 @@ def measure(amq: list[str], count: int, window: float, settle: float) -> float:
                         procs.append(subprocess.Popen(
                             amq + ["receive", f"q{i}"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err))
-                wait_registered(amq, env, procs, tmp)
+                wait_registered(lambda: consumers(amq, env), procs, tmp)
             time.sleep(settle)
             before = sum(cpu_seconds(p.pid) for p in procs)
             t = time.monotonic()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -46,3 +47,20 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def wait_registered(count: Callable[[], int], procs: list[subprocess.Popen[bytes]], tmp: str,
+                    interval: float = 0.2) -> None:
+    """Wait until ``count()`` (consumers the broker shows) reaches one per receiver; stop,
+    with the stderr (``tmp/errN``) of one that ended, if one did."""
+    deadline = time.monotonic() + 120
+    while count() < len(procs):
+        for i, p in enumerate(procs):
+            if p.poll() is not None:
+                with open(f"{tmp}/err{i}", "rb") as f:
+                    err = f.read().decode(errors="replace").strip()
+                raise SystemExit(f"receiver {i + 1} of {len(procs)} exited {p.returncode} "
+                                 f"while starting: {err}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(procs)} receivers did not all register as consumers")
+        time.sleep(interval)

@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 
-from procs import amq_default, queues, stop
+from procs import amq_default, queues, stop, wait_registered
 
 GOAL = (50, 5.0)  # p99 in ms with 50 other receivers waiting
 WARMUP = 10
@@ -44,23 +44,6 @@ def receiver_process(amq: list[str], env: dict[str, str], queue: str, stdout: in
                                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
 
 
-def wait_registered(amq: list[str], env: dict[str, str], procs: list[subprocess.Popen[bytes]],
-                    tmp: str) -> None:
-    """Wait until the store shows a consumer for each receiver; stop, with the stderr of
-    one that ended, if one did."""
-    deadline = time.monotonic() + 120
-    while consumers(amq, env) < len(procs):
-        for i, p in enumerate(procs):
-            if p.poll() is not None:
-                with open(f"{tmp}/err{i}", "rb") as f:
-                    err = f.read().decode(errors="replace").strip()
-                raise SystemExit(f"receiver {i + 1} of {len(procs)} exited {p.returncode} "
-                                 f"while starting: {err}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{len(procs)} receivers did not all register as consumers")
-        time.sleep(0.2)
-
-
 def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round(p / 100 * (len(sorted_values) - 1)))]
 
@@ -76,10 +59,10 @@ def latencies(amq: list[str], others: int, messages: int) -> list[float]:
             for start in range(0, others, WAVE):
                 procs += [receiver_process(amq, env, f"other{i}", subprocess.DEVNULL, tmp, i)
                           for i in range(start, min(others, start + WAVE))]
-                wait_registered(amq, env, procs, tmp)
+                wait_registered(lambda: consumers(amq, env), procs, tmp)
             receiver = receiver_process(amq, env, "q", subprocess.PIPE, tmp, others)
             procs.append(receiver)
-            wait_registered(amq, env, procs, tmp)
+            wait_registered(lambda: consumers(amq, env), procs, tmp)
             sender = subprocess.Popen(amq + ["send", "q", "--lines", "-q"], env=env,
                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
