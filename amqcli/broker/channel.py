@@ -82,7 +82,7 @@ class Channel:
         changed = prefetch_count != self.global_prefetch
         self.global_prefetch = prefetch_count
         if changed and self.consumers:  # live, for the channel's consumers (and their room)
-            with self.store.transaction(notify=False) as db:
+            with self.store.transaction() as db:
                 db.execute("UPDATE consumers SET channel_prefetch = ? WHERE connection = ? "
                            "AND channel = ?", (prefetch_count, self.connection.id, self.number))
                 for c in self.consumers.values():
@@ -173,7 +173,7 @@ class Channel:
         handed, alone, ready = state
         if not (handed or ready or self._lazy_acks):
             return Claim([], False)  # nothing for it: no write transaction
-        with self.store.transaction(notify=False) as db:
+        with self.store.transaction() as db:
             self._flush_acks(db)
             if alone and not handed:  # a queue to itself: from the head, as it comes
                 rows, cut = self._claim(c.queue, most, c.no_ack, max_bytes, c.id)
@@ -261,7 +261,7 @@ class Channel:
     def get(self, queue: str, *, no_ack: bool = False) -> tuple[Delivery | None, int]:
         """``basic.get``: one message or None, and how many messages are left ready."""
         queue = check_name("queue", queue)
-        with self.store.transaction(notify=False) as db:
+        with self.store.transaction() as db:
             self.connection.require_queue(db, queue)
             db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), queue))
             rows, _cut = self._claim(queue, 1, no_ack)
@@ -353,7 +353,7 @@ class Channel:
         if db is not None:
             self._flush_acks(db)
         else:
-            with self.store.transaction(notify=False) as tx:
+            with self.store.transaction() as tx:
                 self._flush_acks(tx)
 
     def reserve_tag(self) -> int:
@@ -369,7 +369,7 @@ class Channel:
         if lazy:
             self._lazy_acks.extend(settled)
         elif settled:
-            with self.store.transaction(notify=False) as db:
+            with self.store.transaction() as db:
                 self._flush_acks(db)
                 self._release(db, settled, requeue=False)
 
@@ -420,7 +420,7 @@ class Channel:
         """Take up to ``most`` ready messages of a queue (``max_bytes`` of bodies, or
         one), in delivery order, for ``consumer`` (a registry id; None: basic.get); and
         whether the byte bound left some of ``most`` out."""
-        with self.store.transaction(notify=False) as db:
+        with self.store.transaction() as db:
             self._flush_acks(db)
             rows, cut = self._head(db, queue, most, max_bytes)
             if rows:

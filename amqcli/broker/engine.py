@@ -87,7 +87,7 @@ class Broker:
 
     def connect(self, name: str = "", sweep: bool = True) -> Connection:
         """A new connection. ``sweep=False`` for a server opening many: it sweeps on its
-        own schedule (``sweep_if_due``) instead of once per connection.
+        own schedule (the store's sweeper, ``timers``) instead of once per connection.
 
         Its row in ``connections`` is written when something first needs its id (an
         exclusive queue, a consumer, a delivery held): a connection that only publishes,
@@ -138,12 +138,6 @@ class Broker:
         """The consumers ringing ``bell`` that have messages handed to them, not taken."""
         return {cid for (cid,) in self.store.read(
             "SELECT id FROM consumers WHERE bell = ? AND waiting > 0", (bell,))}
-
-    def sweep_if_due(self) -> None:
-        if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL:
-            self.sweep()
-
-    # --- waiting ------------------------------------------------------------------------
 
     def new_bell(self) -> Bell:
         """A doorbell for a consumer of this process to sleep on (``doorbell.py``)."""
@@ -549,6 +543,6 @@ class Connection:
     def route(self, exchange: str, routing_key: str,
               headers: dict[str, Any] | None = None) -> routing.Route:
         """Where a message would go, without publishing it."""
-        with self.store.transaction(notify=False) as db:
+        with self.store.transaction() as db:
             return Router(db, check_name("exchange", exchange),
                           routes=self.broker.routes).explain(routing_key, headers)

@@ -8,8 +8,7 @@ transaction survives the death of any process (kill -9), though not a power cut.
 Waiting consumers do not poll: the transaction that hands them messages rings their
 doorbells after it commits (``to_ring``, ``doorbell.py``); the queues a transaction makes
 messages ready in, or room for, are dispatched just before it commits (``touch``,
-``on_commit``: ``dispatch.py``). ``wait_for_change`` (``PRAGMA data_version``, polled) is
-left for waits that are not a consumer's.
+``on_commit``: ``dispatch.py``).
 """
 
 from __future__ import annotations
@@ -156,7 +155,6 @@ STORE_OBJECTS = frozenset(
     if line.startswith(("CREATE TABLE", "CREATE INDEX"))
     for word in [line.split(" IF NOT EXISTS ")[1].split()[0]]) | MIGRATED_OBJECTS
 OPEN_RETRY = 10.0  # seconds to retry the first open of a new store that others open too
-POLL_INTERVAL = 0.02  # seconds between checks for other processes' commits
 BUSY_WAIT = 30.0  # seconds a write transaction waits for another writer before failing
 
 
@@ -167,8 +165,6 @@ class Store:
         """Open (creating if needed) the store at ``path``; ``None`` is a private in-memory one."""
         self.path = str(path) if path is not None else ":memory:"
         self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._local_version = 0
         self._in_transaction = False
         self.created = False  # this open made a new store (the file was new or empty)
         self.db = self._open()
@@ -319,12 +315,9 @@ class Store:
         return errors.StoreError(f"local store {self.path}: {text}")
 
     @contextlib.contextmanager
-    def transaction(self, notify: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
-
-        ``notify=False`` for transactions that make nothing new to consume (a claim, an
-        ack), so that waiting consumers of this process are not woken for nothing.
-        """
+        Waiting consumers are woken by the doorbells its dispatch rings (``to_ring``)."""
         with self._lock:
             if self._in_transaction:
                 yield self.db
@@ -348,9 +341,6 @@ class Store:
                 self._in_transaction = False
             if self.to_ring:
                 self._ring()
-            if notify:
-                self._local_version += 1
-                self._changed.notify_all()
 
     def _begin(self) -> None:
         """``BEGIN IMMEDIATE``, waiting for another writer in steps (from 0.1 ms, growing
@@ -408,29 +398,6 @@ class Store:
                 return self._retry(lambda: self.db.execute(sql, params).fetchall())
             except sqlite3.Error as err:
                 raise self.error(err) from err
-
-    def version(self) -> tuple[int, int]:
-        """Changes so far: other processes' (data_version) and this process's commits."""
-        with self._lock:
-            try:
-                other = self.db.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error as err:
-                raise self.error(err) from err
-            return other, self._local_version
-
-    def wait_for_change(self, since: tuple[int, int], timeout: float) -> tuple[int, int]:
-        """Block until the store changes after ``since`` or ``timeout`` passes; the new version."""
-        deadline = time.monotonic() + timeout
-        while True:
-            now = self.version()
-            if now != since:
-                return now
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return now
-            with self._lock:
-                if self._local_version == since[1]:
-                    self._changed.wait(min(POLL_INTERVAL, left))
 
     def close(self) -> None:
         if self._ringer is not None:

@@ -97,7 +97,7 @@ class Turn:
             asyncio.get_running_loop().call_soon(self._end)
 
     def _begin(self) -> None:
-        opened = self.store.transaction(notify=False)
+        opened = self.store.transaction()
         opened.__enter__()
         self._open = opened
 

@@ -48,7 +48,7 @@ def conn(broker: Broker) -> Iterator[Connection]:
 
 
 def version(broker: Broker) -> int:
-    with broker.store.transaction(notify=False) as db:
+    with broker.store.transaction() as db:
         return bindings_version(db)
 
 
