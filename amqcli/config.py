@@ -5,14 +5,20 @@
 
 URLs: ``local``, ``local:PATH``, ``amqp://user:pass@host:port/vhost`` and ``amqps://...``;
 TLS settings ride in the URL's query as in RabbitMQ's URI spec (``cacertfile``,
-``certfile``, ``keyfile``, ``verify``, ``server_name_indication``). Profiles live in
-``config.toml`` in the user's config directory (or the file ``AMQ_CONFIG`` names)::
+``certfile``, ``keyfile``, ``verify``, ``server_name_indication``). A URL may name several
+hosts of one cluster (``amqp://user:pass@host1:5672,host2:5673,host3/vhost``): the backend
+connects to the first that answers, in order, or in a random order with ``?shuffle=true``,
+and a reconnect tries the next one first. Profiles live in ``config.toml`` in the user's
+config directory (or the file ``AMQ_CONFIG`` names)::
 
     default = "prod"
 
     [brokers.prod]
     url = "amqps://app@rabbit.example.com/orders?cacertfile=/etc/ssl/ca.pem"
     password_env = "PROD_RABBIT_PASSWORD"     # or password_file = "~/.rabbit-password"
+
+    [brokers.cluster]
+    urls = ["amqp://app@rabbit1/orders", "amqp://app@rabbit2/orders"]  # instead of url
 
 Passwords never leave this module unmasked except to the backend.
 """
@@ -29,7 +35,9 @@ ENV_URL = "AMQ_URL"
 ENV_BROKER = "AMQ_BROKER"
 ENV_CONFIG = "AMQ_CONFIG"
 TLS_KEYS = ("cacertfile", "certfile", "keyfile", "verify", "server_name_indication")
-PROFILE_KEYS = {"url", "password", "password_env", "password_file", *TLS_KEYS}
+PROFILE_KEYS = {"url", "urls", "password", "password_env", "password_file", *TLS_KEYS}
+SHUFFLE = "shuffle"  # the query parameter amq reads itself (pika would refuse it)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 def _unix_like() -> bool:
@@ -67,10 +75,24 @@ class BrokerURL(NamedTuple):
     path: str | None = None  # local: the store file
     tls: dict[str, str] = {}  # TLS_KEYS found in the URL's query or the profile
     profile: str | None = None
+    # amqp: one URL per host, in the order given (password included, without the TLS
+    # and shuffle parameters): what the backend connects to
+    hosts: tuple[str, ...] = ()
+    shuffle: bool = False  # ?shuffle=true: try the hosts in a random order
+    local_vhost: str = "/"  # local: the vhost of ?vhost=NAME
 
     @property
     def display(self) -> str:
-        return mask_password(self.url)
+        return " ".join(mask_password(u) for u in self.url.split(" "))
+
+    @property
+    def vhost(self) -> str:
+        """The vhost the URL names (the local broker's: ``?vhost=NAME``, else ``/``)."""
+        if self.scheme == "local":
+            return self.local_vhost
+        from urllib.parse import unquote, urlsplit
+        path = urlsplit((self.hosts or (self.url,))[0]).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def mask_password(url: str) -> str:
@@ -109,7 +131,16 @@ def load_profiles() -> dict[str, Any]:
             raise errors.UsageError(
                 f"the config file {path}: unknown key(s) {', '.join(sorted(unknown))} in "
                 f"[brokers.{name}]; known: {', '.join(sorted(PROFILE_KEYS))}")
-        if not isinstance(profile.get("url"), str):
+        url, urls = profile.get("url"), profile.get("urls")
+        if url is not None and urls is not None:
+            raise errors.UsageError(
+                f"the config file {path}: [brokers.{name}] has url and urls: give one")
+        if urls is not None:
+            if not isinstance(urls, list) or not urls or \
+                    not all(isinstance(u, str) for u in urls):
+                raise errors.UsageError(f"the config file {path}: [brokers.{name}] urls "
+                                        "must be a list of URLs (strings)")
+        elif not isinstance(url, str):
             raise errors.UsageError(f"the config file {path}: [brokers.{name}] needs a url")
     return data
 
@@ -122,7 +153,10 @@ def _profile_url(name: str) -> BrokerURL:
         raise errors.UsageError(
             f"no broker profile '{name}' in {config_path()} (profiles: {known})")
     password = _profile_password(name, profile)
-    url = parse_url(profile["url"], password=password)
+    if "urls" in profile:
+        url = join_urls([parse_url(u, password=password) for u in profile["urls"]])
+    else:
+        url = parse_url(profile["url"], password=password)
     tls = dict(url.tls)
     tls.update({k: os.path.expanduser(str(profile[k])) for k in TLS_KEYS if k in profile})
     return url._replace(tls=tls, profile=name)
@@ -152,35 +186,116 @@ def _profile_password(name: str, profile: dict[str, Any]) -> str | None:
 
 def parse_url(text: str, password: str | None = None) -> BrokerURL:
     """A URL as given on the command line, in AMQ_URL or in a profile."""
-    if text == "local":
-        return BrokerURL("local", text, default_store_path())
-    if text.startswith("local:"):
-        path = os.path.expanduser(text[len("local:"):])
-        if not path:
-            raise errors.UsageError("local: needs a path, as in local:/tmp/amq.db")
-        return BrokerURL("local", text, os.path.abspath(path))
+    if text == "local" or text.startswith(("local?", "local:")):
+        return _local_url(text)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme not in ("amqp", "amqps"):
         raise errors.UsageError(
             f"unsupported broker URL {mask_password(text)!r}: use local, local:PATH, "
             "amqp://user:pass@host:port/vhost or amqps://...")
-    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - validates the port
-    except ValueError as err:
-        raise errors.UsageError(f"bad broker URL {mask_password(text)!r}: {err}") from None
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    from urllib.parse import parse_qsl, quote, urlencode
+    netloc, path, query_text = _split_amqp(text[len(scheme) + 3:])
+    userinfo, at, hostlist = netloc.rpartition("@")
+    hosts = _hosts(hostlist, text)
+    query = parse_qsl(query_text, keep_blank_values=True)
     tls = {k: os.path.expanduser(v) for k, v in query if k in TLS_KEYS}
-    if not tls and password is None:
-        return BrokerURL(scheme, text)
-    rest = [(k, v) for k, v in query if k not in TLS_KEYS]
-    netloc = parts.netloc
-    if password is not None and parts.username is not None:
-        host = netloc.rsplit("@", 1)[1]
-        netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
-    url = urlunsplit(parts._replace(netloc=netloc, query=urlencode(rest)))
-    return BrokerURL(scheme, url, None, tls)
+    shuffle = _shuffle([v for k, v in query if k == SHUFFLE], text)
+    rest = [(k, v) for k, v in query if k not in TLS_KEYS and k != SHUFFLE]
+    if password is not None and at:
+        userinfo = f"{userinfo.split(':', 1)[0]}:{quote(password, safe='')}"
+    tail = path + (f"?{urlencode(rest)}" if rest else "")
+    urls = tuple(f"{scheme}://{userinfo}{at}{host}{tail}" for host in hosts)
+    if not tls and password is None and len(hosts) == 1 and not shuffle:
+        return BrokerURL(scheme, text, hosts=urls)
+    kept = rest + [(SHUFFLE, "true")] if shuffle else rest  # shown by display
+    url = f"{scheme}://{userinfo}{at}{hostlist}{path}" + (f"?{urlencode(kept)}" if kept else "")
+    return BrokerURL(scheme, url, None, tls, hosts=urls, shuffle=shuffle)
+
+
+def _local_url(text: str) -> BrokerURL:
+    """``local``, ``local:PATH``, each with an optional ``?vhost=NAME`` (percent-encoded,
+    as in an amqp URL's path: ``?vhost=%2F`` is ``/``)."""
+    from urllib.parse import parse_qsl
+    rest, mark, query = text[len("local"):].partition("?")
+    vhost = "/"
+    if mark:
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            pairs = []
+        if len(pairs) != 1 or pairs[0][0] != "vhost":
+            raise errors.UsageError(
+                f"local URL {text!r}: the one parameter it takes is ?vhost=NAME")
+        vhost = pairs[0][1]
+        if not vhost:
+            raise errors.UsageError(f"local URL {text!r}: ?vhost= needs a name")
+    if not rest:
+        return BrokerURL("local", text, default_store_path(), local_vhost=vhost)
+    path = os.path.expanduser(rest[1:])
+    if not path:
+        raise errors.UsageError("local: needs a path, as in local:/tmp/amq.db")
+    return BrokerURL("local", text, os.path.abspath(path), local_vhost=vhost)
+
+
+def _split_amqp(rest: str) -> tuple[str, str, str]:
+    """What follows ``scheme://``: (netloc, path, query); a fragment is dropped."""
+    rest = rest.split("#", 1)[0]
+    rest, _, query = rest.partition("?")
+    cut = rest.find("/")
+    if cut < 0:
+        return rest, "", query
+    return rest[:cut], rest[cut:], query
+
+
+def _hosts(hostlist: str, text: str) -> list[str]:
+    """The ``host[:port]`` entries of a netloc's host part, each checked: a host that is
+    empty or a port that is not a number from 1 to 65535 is a usage error. An empty host
+    part alone (``amqp:///vhost``) is pika's default, localhost."""
+    if hostlist == "":
+        return [""]
+    out = []
+    for entry in hostlist.split(","):
+        if entry.startswith("["):  # [IPv6]:port
+            host, bracket, port = entry[1:].partition("]")
+            if not bracket or (port and not port.startswith(":")):
+                raise _bad_url(text, f"bad host '{entry}'")
+            port = port[1:]
+        else:
+            host, colon, port = entry.partition(":")
+            if colon and not port:
+                raise _bad_url(text, f"no port after '{host}:'")
+        if not host:
+            raise _bad_url(text, "a host is empty" if hostlist.count(",") else "no host")
+        if port and not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
+            raise _bad_url(text, f"port '{port}' of {host} is not a number from 1 to 65535")
+        out.append(entry)
+    return out
+
+
+def _shuffle(values: list[str], text: str) -> bool:
+    if not values:
+        return False
+    value = values[-1].lower()
+    if value not in _TRUE + _FALSE:
+        raise _bad_url(text, f"shuffle={values[-1]}: use true or false")
+    return value in _TRUE
+
+
+def _bad_url(text: str, why: str) -> errors.UsageError:
+    return errors.UsageError(f"bad broker URL {mask_password(text)!r}: {why}")
+
+
+def join_urls(urls: list[BrokerURL]) -> BrokerURL:
+    """A profile's ``urls``: one broker of all their hosts, in order (the first URL's
+    scheme, TLS settings and shuffle; each host keeps its own user, vhost and query)."""
+    first = urls[0]
+    if any(u.scheme != first.scheme for u in urls):
+        raise errors.UsageError("a profile's urls must all be amqp:// or all amqps://")
+    hosts = tuple(h for u in urls for h in u.hosts)
+    if len(urls) == 1:
+        return first
+    text = " ".join(u.url for u in urls)
+    return first._replace(url=text, hosts=hosts, shuffle=any(u.shuffle for u in urls))
 
 
 def resolve(url: str | None = None, broker: str | None = None) -> BrokerURL:

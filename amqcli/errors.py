@@ -72,6 +72,14 @@ class BrokerError(AmqError):
     def __str__(self) -> str:
         return f"{self.reply_code} {self.reply_text}"
 
+    def in_vhost(self, vhost: str) -> BrokerError:
+        """This error as a broker of ``vhost`` words it. The local broker's engine and
+        checks name vhost '/' (each store file is one vhost, and does not know which);
+        where an error leaves a broker of another vhost, its text says that one."""
+        if vhost != "/" and "in vhost '/'" in self.text:
+            self.text = self.text.replace("in vhost '/'", f"in vhost '{vhost}'")
+        return self
+
 
 # The broker errors, one class per reply code and level, written out (as pamqp's
 # exceptions module does) so that they can be named, caught and type-checked.
@@ -279,13 +287,34 @@ class StoreError(BrokerUnreachable):
 
 
 class ConnectionLost(BrokerUnreachable):
-    """The connection to the broker dropped while a command was running."""
+    """The connection to the broker dropped while a command was running. Raised under a
+    confirmed publish, ``unconfirmed`` holds the positions (in that call's messages) of
+    those the broker had not confirmed: a resend of them loses nothing."""
+
+    def __init__(self, text: str, *, hint: str | None = None,
+                 unconfirmed: list[int] | None = None) -> None:
+        super().__init__(text, hint=hint)
+        self.unconfirmed = unconfirmed
+
+
+class SendCutShort(AmqError):
+    """The connection dropped in the middle of a send without publisher confirms: what was
+    on its way may be lost, and nothing tells which."""
+
+    exit_status = ExitStatus.NOT_ALLOWED
 
 
 class ConsumerCancelled(AmqError):
     """The broker cancelled a consumer: its queue was deleted."""
 
     exit_status = ExitStatus.NOT_FOUND
+
+
+class Refused(AmqError):
+    """amq will not do what was asked because it could lose or change messages (``peek``
+    on a quorum queue that counts redeliveries, without ``--force``)."""
+
+    exit_status = ExitStatus.PRECONDITION_FAILED
 
 
 class NothingReceived(AmqError):

@@ -30,6 +30,7 @@ from .amqp.codec import (
     properties_to_json,
 )
 from .amqp.model import Delivery, Message
+from .amqp.streams import OFFSET_HEADER
 
 
 class OutputFormat(StrEnum):
@@ -55,6 +56,7 @@ def delivery_to_json(d: Delivery) -> dict[str, Any]:
         body, encoding = base64.b64encode(d.body).decode("ascii"), "base64"
     props = properties_to_json(d.properties)
     headers = props.pop("headers", None)
+    offset = headers.pop(OFFSET_HEADER, None) if headers else None
     obj: dict[str, Any] = {
         "body": body,
         "body_encoding": encoding,
@@ -66,7 +68,26 @@ def delivery_to_json(d: Delivery) -> dict[str, Any]:
     }
     if d.queue:
         obj["queue"] = name_to_json(d.queue)
+    if offset is not None:  # a stream's: top-level, so that a reader can resume after it
+        obj["stream_offset"] = offset
+    if d.received_at is not None:
+        obj["received_at"] = rfc3339(d.received_at)
     return obj
+
+
+def rfc3339(epoch: float) -> str:
+    """``2026-12-01T16:20:00.123456Z``: RFC 3339, UTC, microseconds."""
+    import datetime as dt
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time; ``ValueError`` if it is not one."""
+    import datetime as dt
+    when = dt.datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise ValueError(f"time without a zone: {text!r}")
+    return when.timestamp()
 
 
 def encode(d: Delivery, fmt: OutputFormat) -> bytes:
@@ -99,13 +120,22 @@ def message_from_json(line: bytes | str, exchange: str | None,
         obj = json.loads(line)
     except ValueError as err:
         raise errors.UsageError(f"input is not a JSON object: {err}") from None
-    if not isinstance(obj, dict) or "body" not in obj:
+    return message_from_object(obj, exchange, routing_key)
+
+
+def message_from_object(obj: Any, exchange: str | None, routing_key: str | None,
+                        body_bytes: bytes | None = None) -> Message:
+    """``message_from_json`` of an object already parsed; ``body_bytes``: the body, read
+    from elsewhere (a file of ``--save``), in place of the object's ``body``."""
+    if not isinstance(obj, dict) or ("body" not in obj and body_bytes is None):
         raise errors.UsageError('each JSON input line must be an object with a "body"')
-    body = obj["body"]
+    body = obj.get("body")
     encoding = obj.get("body_encoding", "utf-8")
     try:
-        if encoding == "base64":
-            raw = base64.b64decode(body, validate=True)
+        if body_bytes is not None:
+            raw = body_bytes
+        elif encoding == "base64":
+            raw = base64.b64decode(body or "", validate=True)
         elif isinstance(body, str):
             raw = body.encode("utf-8")
         else:

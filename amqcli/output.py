@@ -119,8 +119,9 @@ class PipeOutput:
     means the reader has gone: nothing unsettled may be acknowledged.
     """
 
-    def __init__(self, writer: DeliveryWriter) -> None:
+    def __init__(self, writer: DeliveryWriter, hold: float = HOLD) -> None:
         self.writer = writer
+        self.hold = hold  # 0 where a message needs only to leave the pipe (a stream's)
         self.fd = writer.fd
         self.pending = bytearray()  # encoded, not yet written
         self.written = 0  # bytes written into the pipe so far
@@ -186,12 +187,12 @@ class PipeOutput:
             in_pipe.popleft()
         if n:
             self.taken.append((now, last, n))
-        if not self.taken or self.taken[0][0] + HOLD > now:
+        if not self.taken or self.taken[0][0] + self.hold > now:
             return None
         if self.gone():
             raise ReaderGone
         last, n = 0, 0
-        while self.taken and self.taken[0][0] + HOLD <= now:
+        while self.taken and self.taken[0][0] + self.hold <= now:
             _when, last, count = self.taken.popleft()
             n += count
         return last, n
@@ -211,5 +212,5 @@ class PipeOutput:
         if self.in_pipe:
             return SAMPLE
         if self.taken:
-            return max(0.0, self.taken[0][0] + HOLD - time.monotonic())
+            return max(0.0, self.taken[0][0] + self.hold - time.monotonic())
         return 86400.0

@@ -18,17 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-
-def amq() -> list[str]:
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
+from procs import amq_default as amq
 
 
 def baseline(count: int) -> float:

@@ -19,21 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pika
+from procs import amq_default as amq
 
 MiB = 1024 * 1024
-
-
-def amq() -> list[str]:
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
 
 
 def peak_kib(pid: int) -> int:

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def amq() -> list[str]:
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
+from procs import amq_default as amq
 
 
 def run_throughput(count: int, size: int, runs: int) -> None:

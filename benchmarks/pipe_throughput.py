@@ -26,23 +26,15 @@ import argparse
 import os
 import resource
 import shlex
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
+from procs import amq_default
+
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-
-
-def amq_default() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "amq")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    exe = shutil.which("amq")
-    return [exe] if exe else [sys.executable, "-m", "amqcli"]
 
 
 def run(argv: list[str], env: dict[str, str], data: bytes = b"") -> bytes:

@@ -64,3 +64,13 @@ def wait_registered(count: Callable[[], int], procs: list[subprocess.Popen[bytes
         if time.monotonic() > deadline:
             raise SystemExit(f"{len(procs)} receivers did not all register as consumers")
         time.sleep(interval)
+
+
+def rabbitmq_problem(url: str) -> str | None:
+    """Why the RabbitMQ at ``url`` cannot be measured (None when a connection opens)."""
+    try:
+        import pika
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except Exception as err:  # noqa: BLE001 - any failure: the caller skips, saying why
+        return repr(err)
+    return None

@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +46,14 @@ AMQ_CMD = [AMQ_EXE] if AMQ_EXE else [sys.executable, "-m", "amqcli"]
 BROKERS = ["local", "rabbitmq"]
 RABBITMQ_URL = os.environ.get("AMQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 # Set (to 1) in CI: the RabbitMQ tests must run there, so an unreachable broker fails them.
+# The tests stop the amq processes they start with SIGINT, as Ctrl+C does. A suite started
+# in the background by a script (`pytest &`) has SIGINT ignored, and an ignored signal stays
+# ignored across exec, so every amq it started would ignore it too (and rightly: that is
+# how `amq receive q &` in a script outlives a Ctrl+C). Handled here, it is the default
+# again in the children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REQUIRE_RABBITMQ = os.environ.get("AMQ_TEST_REQUIRE_RABBITMQ", "") not in ("", "0")
 _rabbitmq_problem: list[str | None] = []
 # What `amq list` says on RabbitMQ when the management API is not there.
@@ -155,6 +164,10 @@ class TestVhost:
 
 test_vhost = TestVhost()
 
+# Set, the local broker's tests run in a vhost of this name instead of '/' (each test's
+# store gets it): the same behaviours, with every text naming that vhost.
+LOCAL_VHOST = "AMQ_TEST_LOCAL_VHOST"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _delete_test_vhost() -> Iterator[None]:
@@ -168,6 +181,18 @@ def rabbitmq_url() -> str:
 
 
 _management_problem: list[str | None] = []
+
+
+def needs_management(broker: str) -> None:
+    """For a test whose assertions need RabbitMQ's management API on the RabbitMQ run: skip
+    it there, saying why, when the API is absent (fail when RabbitMQ is required)."""
+    if broker != "rabbitmq":
+        return
+    problem = management_problem()
+    if problem:
+        if REQUIRE_RABBITMQ:
+            pytest.fail(problem)
+        pytest.skip(problem)
 
 
 def management_problem() -> str | None:
@@ -199,6 +224,16 @@ class RabbitCleaner:
         self.connection: Any = None
 
     def delete(self, names: list[str]) -> None:
+        import pika.exceptions
+        try:
+            self._delete(names)
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionWrongStateError):
+            # The kept connection was cut meanwhile (a test closed every connection, as the
+            # reconnect tests do): one fresh connection finishes the job.
+            self.connection = None
+            self._delete(names)
+
+    def _delete(self, names: list[str]) -> None:
         import pika
         import pika.exceptions
         if self.connection is None or not self.connection.is_open:
@@ -212,7 +247,7 @@ class RabbitCleaner:
                     else:
                         ch.exchange_delete(n)
                     ch.close()
-                except pika.exceptions.AMQPError:
+                except pika.exceptions.AMQPChannelError:
                     pass
 
 
@@ -259,9 +294,11 @@ class Amq:
 
     @property
     def vhost(self) -> str:
-        """The vhost error texts name: this run's own on RabbitMQ, ``/`` locally."""
+        """The vhost error texts name: this run's own on RabbitMQ, ``/`` locally (or the
+        local URL's ``?vhost=``)."""
         if self.broker != "rabbitmq":
-            return "/"
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.url).query)
+            return query.get("vhost", ["/"])[0]
         path = urllib.parse.urlsplit(self.url).path[1:]
         return urllib.parse.unquote(path) if path else "/"
 
@@ -354,8 +391,14 @@ def amq(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Amq]:
         # The store exists before the test, as a user's does: a command that makes a new
         # store says so on stderr, which the tests of that note check on purpose.
         from amqcli.broker.store import Store
-        Store(f"{tmp_path}/amq.db").close()
-        yield Amq("local", f"local:{tmp_path}/amq.db")
+        store = Store(f"{tmp_path}/amq.db")
+        vhost = os.environ.get(LOCAL_VHOST, "")
+        if vhost:  # the whole local half of the suite in a vhost other than '/'
+            from amqcli.broker.vhosts import Registry
+            Registry(store).add(vhost)
+        store.close()
+        yield Amq("local", f"local:{tmp_path}/amq.db" + (
+            f"?vhost={urllib.parse.quote(vhost, safe='')}" if vhost else ""))
         return
     problem = rabbitmq_problem()
     if problem:

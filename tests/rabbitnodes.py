@@ -15,8 +15,9 @@ Each node runs as a child process of the tests (``rabbitmq-server`` in the foreg
 a session of its own, its output in ``BASE/console.log``) rather than ``-detached``: a node
 that cannot boot (a bad config line) then says why at once instead of never writing its
 pid file. ``Node.stop`` stops a node this module started (``rabbitmqctl -n NAME stop``; by
-its pid if that fails) and removes its folder. Nothing here stops, or talks to, the
-machine's own node (``rabbit@localhost``, port 5672).
+its pid if that fails) and removes its folder (``stop(keep=True)`` keeps it, and
+``start_again`` starts the node again on it: a cluster member that comes back). Nothing
+here stops, or talks to, the machine's own node (``rabbit@localhost``, port 5672).
 
 The ``rabbit_nodes`` fixture (session scope; registered in ``tests/conftest.py``) hands
 out nodes by their settings, starting each set once per session and stopping all of them
@@ -105,9 +106,27 @@ class Node:
         except (OSError, ValueError, IndexError):
             return None
 
-    def stop(self) -> None:
-        """Stop the node (idempotent) and remove its folder."""
-        stop_nodes([self])
+    def stop(self, keep: bool = False) -> None:
+        """Stop the node (idempotent) and remove its folder (with ``keep``, leave it, for
+        ``start_again``: its database holds its cluster membership and queues)."""
+        stop_nodes([self], keep=keep)
+
+    def start_again(self) -> None:
+        """Start a node stopped with ``keep`` again, on its ports and folder; it rejoins
+        its cluster. Returns once it is up."""
+        if not self.stopped:
+            return
+        began = time.monotonic()
+        self.stopped = False
+        with open(self.base / "console.log", "ab") as console:
+            self.proc = subprocess.Popen(
+                ["rabbitmq-server"], env=_env(self), stdin=subprocess.DEVNULL,
+                stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _await(self, began)
+        except BaseException:
+            stop_nodes([self])
+            raise
 
 
 def problem() -> str | None:
@@ -158,13 +177,16 @@ def join_cluster(nodes: Sequence[Node]) -> None:
         node.ctl("await_startup")
 
 
-def stop_nodes(nodes: Sequence[Node]) -> None:
+def stop_nodes(nodes: Sequence[Node], keep: bool = False) -> None:
     """Stop these nodes at once (``rabbitmqctl stop PIDFILE`` returns once the node's
     process has ended; a node that will not stop is killed by its pid), then remove their
-    folders. Nodes already stopped are left alone."""
+    folders (unless ``keep``). Nodes already stopped are left alone, but their folders
+    are removed unless ``keep``."""
     stopping = []
     for node in nodes:
         if node.stopped:
+            if not keep:
+                shutil.rmtree(node.base, ignore_errors=True)
             continue
         node.stopped = True
         ctl = None
@@ -179,7 +201,8 @@ def stop_nodes(nodes: Sequence[Node]) -> None:
             _end(ctl, STOP_TIMEOUT)
         if node.proc is not None:
             _end(node.proc, 10, node.pid())
-        shutil.rmtree(node.base, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(node.base, ignore_errors=True)
 
 
 def free_ports(count: int) -> list[int]:

@@ -326,12 +326,6 @@ def test_route_explains_hops_and_queues(amq, name):
     assert amq.queue(q)["messages"] == 0  # nothing was published
 
 
-@pytest.mark.local_only
-def test_streams_are_refused_by_the_local_broker(amq, name):
-    r = amq("declare", "queue", name(), "--type", "stream", "--durable", expect=4)
-    assert "stream" in r.stderr
-
-
 # --- rejection and the retry loop -------------------------------------------------------
 
 def test_rejected_messages_are_dead_lettered_and_deaths_aggregate(amq, name):

@@ -134,11 +134,12 @@ def test_list_queues_formats(amq, name):
     amq("declare", "queue", q, "--durable")
     amq("send", q, "m")
     rows = [line.split("\t") for line in amq("list", "queues").lines]
-    assert [q, "1", "0", "0", "yes", "", "", ""] in rows
+    assert [q, "1", "0", "0", "yes", "", "", "", "classic", "", ""] in rows
     data = json.loads(amq("list", "queues", "--format", "json").out)
     mine = next(r for r in data if r["name"] == q)
     assert mine == {"name": q, "messages": 1, "unacked": 0, "consumers": 0, "durable": True,
-                    "exclusive": False, "auto_delete": False, "arguments": {}}
+                    "exclusive": False, "auto_delete": False, "arguments": {},
+                    "type": "classic"}
 
 
 def test_exclusive_queue_is_locked_to_its_owner(amq, name):

@@ -70,9 +70,9 @@ def test_prefetch_1_receivers_that_keep_up_share_the_messages_round_robin(amq, n
     # Into a file each message is acknowledged once written: both receivers keep up, so
     # each message should go to the next one with room. RabbitMQ gives 10/10 of a burst
     # of 20 on a quiet machine; on a busy one whichever acks first gets the next (from 5/15
-    # to 10/10 seen; 63/37 over five bursts). So five bursts of 20: in each, each receiver
-    # gets some (a receiver that takes a whole burst before the other looks is what this
-    # catches), and over all 100 each gets at least 30.
+    # to 10/10 seen, 1/19 once under heavy load; 63/37 over five bursts). So five bursts
+    # of 20: in each, each receiver gets some (a receiver that takes a whole burst before
+    # the other looks is what this catches), and over all 100 each gets at least 30.
     q = name("tasks")
     amq("declare", "queue", q)
     outs = [tmp_path / "r1.out", tmp_path / "r2.out"]
@@ -92,7 +92,7 @@ def test_prefetch_1_receivers_that_keep_up_share_the_messages_round_robin(amq, n
         _stop(receivers)
     got = [_lines(o) for o in outs]
     assert sorted(got[0] + got[1], key=int) == [str(i) for i in range(1, 101)]
-    assert all(min(shares) >= 2 for shares in bursts), f"shares of each burst: {bursts}"
+    assert all(min(shares) >= 1 for shares in bursts), f"shares of each burst: {bursts}"
     assert min(len(got[0]), len(got[1])) >= 30, f"shares of each burst: {bursts}"
     info = amq.settled_queue(q)
     assert info["messages"] == 0 and info["unacked"] == 0

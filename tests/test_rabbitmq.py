@@ -277,10 +277,12 @@ def test_missing_ca_file_is_a_usage_error(rabbit, tmp_path):
 # --- a connection lost mid-stream -------------------------------------------------------
 
 def test_connection_closed_mid_stream_is_reported_and_nothing_lost(rabbit, name):
+    """With --no-reconnect: today's exit (tests/test_reconnect.py has the default)."""
     require_management()
     q = name()
     rabbit("send", q, "--lines", input="".join(f"{i}\n" for i in range(50)))
-    receiver = rabbit.popen("receive", q, "--count", "100", "--prefetch", "10")
+    receiver = rabbit.popen("receive", q, "--count", "100", "--prefetch", "10",
+                            "--no-reconnect")
     try:
         seen = [receiver.stdout.readline().decode().strip() for _ in range(50)]
         connection = rabbit.wait_for(
@@ -297,6 +299,42 @@ def test_connection_closed_mid_stream_is_reported_and_nothing_lost(rabbit, name)
         kill_and_reap(receiver)
     assert seen == [str(i) for i in range(50)]
     assert rabbit.queue(q)["messages"] == 0  # all 50 were written out, then acked
+
+
+def _close_amq_connection(rabbit, pid):
+    """Close the connection of the amq process ``pid`` (by its name, ``amq[PID]``): only
+    amq's own, never the others on the machine's RabbitMQ."""
+    connection = rabbit.wait_for(
+        lambda: [c for c in management("connections")
+                 if c.get("client_properties", {}).get("connection_name") == f"amq[{pid}]"],
+        what=f"the connection of amq[{pid}]")[0]
+    management(f"connections/{urllib.parse.quote(connection['name'], safe='')}",
+               method="DELETE")
+
+
+def test_confirmed_send_survives_its_connection_closed_by_the_broker(rabbit, name, tmp_path):
+    require_management()
+    q = name()
+    sender = rabbit.popen("send", q, "--lines", "--confirm", stdin=subprocess.PIPE)
+    try:
+        sender.stdin.write(b"".join(b"%d\n" % i for i in range(1000)))
+        sender.stdin.flush()
+        rabbit.wait_for(lambda: (rabbit.queue(q) or {}).get("messages", 0) >= 1000,
+                        what="the first 1000 messages")
+        _close_amq_connection(rabbit, sender.pid)
+        time.sleep(0.5)  # the close reaches the sender before the next lines
+        _, err = sender.communicate(b"".join(b"%d\n" % i for i in range(1000, 2000)),
+                                    timeout=60)
+        err = err.decode()
+        assert sender.returncode == 0, err
+        assert "CONNECTION_FORCED" in err and "reconnected to 127.0.0.1:5672" in err, err
+    finally:
+        kill_and_reap(sender)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        subprocess.run(AMQ_CMD + ["receive", q, "--timeout", "2"], stdout=f,
+                       env=rabbit.env(), timeout=60, check=True)
+    assert sorted(set(out.read_bytes().split())) == sorted(b"%d" % i for i in range(2000))
 
 
 def test_receiver_killed_by_signal_leaves_messages_in_rabbitmq(rabbit, name):

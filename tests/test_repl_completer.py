@@ -60,7 +60,7 @@ def test_shell_commands_are_completed_but_not_the_shell_itself(tree: Any) -> Non
     assert complete(tree, "sub") == ["subscribe", "subscriptions"]
     assert complete(tree, "uns") == ["unsubscribe"]
     assert complete(tree, "sh") == []
-    assert complete(tree, "rep") == []
+    assert complete(tree, "rep") == ["replay"]  # not repl
 
 
 def test_subcommands(tree: Any) -> None:
@@ -74,7 +74,7 @@ def test_options(tree: Any) -> None:
     assert "--count" in complete(tree, "receive jobs --")
     assert complete(tree, "receive jobs --cou") == ["--count"]
     assert complete(tree, "--ur") == ["--url"]
-    assert complete(tree, "subscribe --no") == ["--no-declare"]
+    assert complete(tree, "subscribe --no") == ["--no-declare", "--no-reconnect"]
 
 
 def test_queue_names_where_a_queue_goes(tree: Any) -> None:
@@ -84,6 +84,8 @@ def test_queue_names_where_a_queue_goes(tree: Any) -> None:
     assert complete(tree, "declare queue jobs.") == ["jobs.dead"]
     assert complete(tree, "delete queue ord") == ["orders"]
     assert complete(tree, "send ord") == ["orders"]
+    assert complete(tree, "move jobs.") == ["jobs.dead"]
+    assert complete(tree, "move jobs.dead jo") == ["jobs", "jobs.dead"]
 
 
 def test_exchange_names_where_an_exchange_goes(tree: Any) -> None:
@@ -93,6 +95,7 @@ def test_exchange_names_where_an_exchange_goes(tree: Any) -> None:
     assert complete(tree, "send -e amq.") == ["amq.topic"]
     assert complete(tree, "declare queue q --dead-letter-exchange l") == ["logs"]
     assert complete(tree, "delete exchange l") == ["logs"]
+    assert complete(tree, "move jobs --to-exchange l") == ["logs"]
 
 
 def test_no_queue_names_for_a_routing_key_on_an_exchange(tree: Any) -> None:
@@ -163,3 +166,11 @@ def test_catalog_offers_the_listing_else_the_names_seen() -> None:
     assert catalog.names(Kind.EXCHANGE) == ["x"]
     catalog.listing_failed()
     assert catalog.names(Kind.QUEUE) == ["a", "b", "typed"]
+
+
+def test_operations_complete_queue_and_exchange_names(tree: Any) -> None:
+    assert complete(tree, "peek jo") == ["jobs", "jobs.dead"]
+    assert complete(tree, "tap l") == ["logs"]
+    assert complete(tree, "tap logs amq.t") == ["amq.topic"]
+    assert "--where" in complete(tree, "peek jobs --wh")
+    assert "--speed" in complete(tree, "replay --sp")

@@ -104,6 +104,7 @@ class Delivery(NamedTuple):
     routing_key: str
     redelivered: bool
     queue: str = ""
+    received_at: float | None = None  # epoch seconds it reached this process (a consumer's)
 
 
 class Exchange(NamedTuple):
@@ -121,9 +122,36 @@ class Queue(NamedTuple):
     exclusive: bool = False
     auto_delete: bool = False
     arguments: dict[str, Any] = {}
-    messages: int = 0  # ready
+    messages: int = 0  # ready (a stream's: the messages its log keeps)
     unacked: int = 0
     consumers: int = 0
+    bytes: int | None = None  # a stream's bodies kept, where the broker reports them
+    first_offset: int | None = None  # a stream's oldest and newest offsets, likewise
+    last_offset: int | None = None
+
+    @property
+    def type(self) -> str:
+        """``classic``, ``quorum`` or ``stream``."""
+        return str(self.arguments.get("x-queue-type") or "classic")
+
+
+class QueueStats(NamedTuple):
+    """A queue with its traffic (``amq top``): counters since the queue was made, and on
+    a broker that computes them (RabbitMQ), its own rates per second."""
+
+    queue: Queue
+    published: int | None = None  # messages enqueued into it, in all
+    delivered: int | None = None  # messages delivered from it (consumers and basic.get)
+    publish_rate: float | None = None
+    deliver_rate: float | None = None
+
+
+class VHostInfo(NamedTuple):
+    """A virtual host as ``amq vhost list`` shows it."""
+
+    name: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
 
 
 class Binding(NamedTuple):
@@ -148,3 +176,5 @@ class PublishResult(NamedTuple):
     published: int = 0
     unroutable: int = 0  # dropped: reached no queue (returned, when mandatory)
     nacked: int = 0  # refused by a queue (reject-publish) or by the broker
+    # with confirm, on RabbitMQ: the positions (in the publish call) of those nacked
+    refused: tuple[int, ...] = ()

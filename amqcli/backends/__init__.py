@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def open_backend(url: BrokerURL) -> Backend:
     """Connect to the broker a resolved URL names."""
     if url.scheme == "local":
-        from .local import LocalBackend
-        return LocalBackend(url.path)
+        from .local import open_local
+        return open_local(url.path, url.vhost)
     from .rabbitmq import RabbitMQBackend
     return RabbitMQBackend(url)

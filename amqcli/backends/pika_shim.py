@@ -34,7 +34,13 @@ outstanding (``backends/rabbitmq.py``), each behind one function here:
 - ``BlockingChannel._impl`` (the ``pika.channel.Channel``), whose ``confirm_delivery``
   takes an ``ack_nack_callback`` (the blocking one only counts): ``select_confirms``;
 - ``BlockingChannel._closing_reason``: the exception a closed channel was closed by:
-  ``closing_reason``.
+  ``closing_reason``;
+- ``BlockingConnection._impl.server_properties``: what the broker told of itself in
+  ``connection.start`` (version, cluster name), for ``amq status``: ``server_properties``;
+- ``BlockingConnection._impl._on_data_available`` (replaced per connection, for
+  consumers), with its ``_frame_buffer``, ``_process_frame``, ``bytes_received`` and
+  ``frames_received``, and ``BlockingConnection._request_channel_dispatch``:
+  ``Deliveries``, which reads a consumer's messages without pika's frame objects.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ import datetime as dt
 import decimal
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import pika.connection
 import pika.data
 import pika.frame
 
@@ -211,7 +219,174 @@ def select_confirms(channel: BlockingChannel, on_ack_nack: Callable[[pika.frame.
     channel._impl.confirm_delivery(ack_nack_callback=on_ack_nack, callback=on_selected)
 
 
+def server_properties(connection: BlockingConnection) -> dict[str, Any]:
+    """What the broker said of itself in ``connection.start`` (product, version,
+    cluster_name, ...), as pika decoded it."""
+    props = connection._impl.server_properties
+    return dict(props) if isinstance(props, dict) else {}
+
+
 def closing_reason(channel: BlockingChannel) -> BaseException | None:
     """The exception a closed ``BlockingChannel`` was closed by (None if none is known)."""
     reason = getattr(channel, "_closing_reason", None)
     return reason if isinstance(reason, BaseException) else None
+
+
+# --- deliveries without pika's frame objects ---------------------------------------------
+
+_FRAME_HEAD = struct.Struct(">BHL")  # type, channel, size
+_DELIVER = struct.pack(">HH", 60, 60)  # basic.deliver's class and method
+_BODY_SIZE = struct.Struct(">Q")  # a content header's body size (after class and weight)
+_TAG_FLAGS = struct.Struct(">QB")  # basic.deliver's delivery tag and its bits
+_FRAME_END = 0xCE
+
+
+class Deliveries:
+    """A consumer channel's ``basic.deliver`` frames, with their header and body frames,
+    read straight from the connection's input: each whole message becomes one call
+    ``sink(delivery_tag, redelivered, exchange, routing_key, properties, body)``, where
+    ``properties`` is the header frame's encoded property list (bytes, for the caller to
+    decode once per distinct value). Every other frame goes to pika as it came.
+
+    pika turns each frame into objects (a ``Method``, a ``Header`` with decoded
+    properties, a ``Body``), copies the rest of its input buffer after each frame, and
+    passes a message through three callbacks and an event queue: most of the time of a
+    bulk consumer. ``install`` replaces the connection's ``_on_data_available`` (what
+    its transport calls with each read) by one that reads frames in place; it keeps
+    pika's counters (``bytes_received``, which its heartbeat checker watches,
+    ``frames_received``) and asks ``process_data_events`` to return when messages came
+    (``_request_channel_dispatch`` with the channel's negative number, as pika's own
+    consumers do). Installed before ``basic.consume``, so that no delivery of the
+    channel ever goes through pika (whose deliveries would come later, out of order).
+    """
+
+    def __init__(self, channel: BlockingChannel,
+                 sink: Callable[[int, bool, Any, Any, bytes, bytes], None]) -> None:
+        self.connection = channel.connection
+        self.number: int = channel.channel_number
+        self.sink = sink
+        self._method: tuple[int, bool, Any, Any] | None = None  # a deliver awaiting content
+        self._properties = b""
+        self._left = 0  # body bytes still to come
+        self._pieces: list[bytes] = []
+        self._names: dict[bytes, Any] = {}  # exchanges and routing keys, as received
+
+    def install(self) -> None:
+        impl = self.connection._impl
+        routes = impl.__dict__.get("_amq_deliveries")
+        if routes is None:
+            routes = impl._amq_deliveries = _Routes(self.connection)
+            impl._on_data_available = partial(_on_data_available, impl, routes)
+        routes[self.number] = self
+
+    def remove(self) -> None:
+        routes = self.connection._impl.__dict__.get("_amq_deliveries")
+        if routes is not None and routes.get(self.number) is self:
+            del routes[self.number]
+
+    def frame(self, kind: int, data: bytes, start: int, end: int) -> bool:
+        """Take one frame of this channel (its payload is ``data[start:end]``): True when
+        it was a delivery's, False to leave it to pika."""
+        if kind == 3:
+            if self._method is None:
+                return False
+            self._pieces.append(data[start:end])
+            self._left -= end - start
+            if self._left <= 0:
+                self._emit()
+            return True
+        if kind == 2:
+            if self._method is None:
+                return False
+            self._left = _BODY_SIZE.unpack_from(data, start + 4)[0]
+            self._properties = data[start + 12:end]
+            if not self._left:
+                self._emit()
+            return True
+        if kind != 1 or self._method is not None or data[start:start + 4] != _DELIVER:
+            return False
+        pos = start + 5 + data[start + 4]  # past the consumer tag: one consumer a channel
+        tag, flags = _TAG_FLAGS.unpack_from(data, pos)
+        names = self._names
+        pos += 9
+        n = data[pos]
+        raw = data[pos:pos + 1 + n]
+        exchange = names.get(raw)
+        if exchange is None:
+            exchange = self._name(raw)
+        pos += 1 + n
+        n = data[pos]
+        raw = data[pos:pos + 1 + n]
+        routing_key = names.get(raw)
+        if routing_key is None:
+            routing_key = self._name(raw)
+        self._method = (tag, flags & 1 == 1, exchange, routing_key)
+        return True
+
+    def _name(self, raw: bytes) -> Any:
+        """A short string (its length octet first) decoded as pika decodes it, kept."""
+        names = self._names
+        if len(names) >= 1024:  # a routing key per message: keep a few
+            names.clear()
+        name = names[raw] = pika.data.decode_short_string(raw, 0)[0]
+        return name
+
+    def _emit(self) -> None:
+        assert self._method is not None
+        tag, redelivered, exchange, routing_key = self._method
+        pieces, self._method, self._pieces = self._pieces, None, []
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.sink(tag, redelivered, exchange, routing_key, self._properties, body)
+
+
+class _Routes(dict):  # type: ignore[type-arg]
+    """A connection's ``Deliveries`` by channel number, and the ``BlockingConnection``."""
+
+    def __init__(self, blocking: BlockingConnection) -> None:
+        super().__init__()
+        self.blocking = blocking
+
+
+_pika_on_data_available = pika.connection.Connection._on_data_available
+
+
+def _on_data_available(impl: Any, routes: _Routes, data_in: bytes) -> None:
+    """pika's ``Connection._on_data_available``, reading frames in place, deliveries of
+    the channels in ``routes`` taken by their ``Deliveries``."""
+    buf = impl._frame_buffer + data_in if impl._frame_buffer else data_in
+    impl._frame_buffer = b""
+    pos, size, delivered, taken, frames = 0, len(buf), set(), 0, 0
+    unpack, get = _FRAME_HEAD.unpack_from, routes.get
+    last = None
+    try:
+        while size - pos >= 7:
+            kind, number, length = unpack(buf, pos)
+            if kind > 8 and buf.startswith(b"AMQP", pos):  # a protocol header: pika's
+                rest, pos = buf[pos:], size
+                _pika_on_data_available(impl, rest)
+                break
+            end = pos + 8 + length
+            if end > size:
+                break
+            route = get(number) if number else None
+            if route is not None and buf[end - 1] == _FRAME_END and \
+                    route.frame(kind, buf, pos + 7, end - 1):
+                taken += end - pos
+                frames += 1
+                if route is not last:
+                    delivered.add(number)
+                    last = route
+                pos = end
+                continue
+            consumed, value = pika.frame.decode_frame(buf[pos:end])
+            pos = end
+            impl.bytes_received += consumed
+            if value is not None:
+                impl._process_frame(value)
+    finally:
+        impl.bytes_received += taken
+        impl.frames_received += frames
+        if pos < size:
+            impl._frame_buffer = impl._frame_buffer + buf[pos:]
+    for number in delivered:
+        routes.blocking._request_channel_dispatch(-number)

@@ -16,26 +16,33 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
 from ..amqp.codec import load_properties
-from ..amqp.model import Delivery, Properties
+from ..amqp.model import Delivery, Properties, PublishOutcome
 from ..amqp.names import check_name, server_name, where
+from ..amqp.streams import OFFSET_HEADER, is_stream, offset_of_argument
+from . import streams, trace
 from .dispatch import expire_ids, limit_deliveries, queue_arguments, return_handed
-from .publishing import dead_letter
-from .rows import auto_delete_queues, for_ids, queue_row, touch_queues
+from .publishing import Router, StoredBodies, dead_letter, enqueue
+from .rows import auto_delete_queues, count, for_ids, queue_row, touch_queues
 
 if TYPE_CHECKING:
     from .engine import Connection
 
 BATCH_BYTES = 16 * 1024 * 1024  # bodies claimed at once, at most (or one message)
+PEEK_BATCH = 500  # messages a peek reads at once
 SHARED_PAUSE = 0.0003  # seconds a claim on a shared queue leaves the write lock to others
 _READY = "FROM messages WHERE queue = ? AND owner IS NULL ORDER BY priority DESC, id LIMIT ?"
 _HANDED = "FROM messages WHERE consumer = ? ORDER BY priority DESC, id LIMIT ?"
 _COLUMNS = "id, expires, body, properties, exchange, routing_key, redelivered, deliveries"
+_MOVED = "id, expires, NULL, properties, exchange, routing_key"  # bodies stay in SQLite
 Settled = tuple[int, str, str]  # (message id, queue, consumer tag or "" for basic.get)
+_HEADERS = Properties._fields.index("headers")
+READ = -1  # the message id of a delivery read from a stream: nothing to settle in the store
 
 
 class Claim(NamedTuple):
@@ -54,6 +61,11 @@ class _Consumer:
     prefetch: int  # 0: unlimited
     id: int = 0  # its row in the registry
     unacked: int = 0
+    # its queue's arguments, read at the first claim (they do not change while the queue
+    # lives, and the consumer goes with the queue)
+    arguments: dict[str, Any] | None = None
+    arguments_read: bool = False
+    offset: int | None = None  # a stream reader's: the offset it reads next
 
 
 class Channel:
@@ -89,15 +101,21 @@ class Channel:
                     self.store.touch(c.queue)
 
     def consume(self, queue: str, tag: str = "", *, no_ack: bool = False,
-                exclusive: bool = False, priority: int = 0, bell: str = "") -> str:
+                exclusive: bool = False, priority: int = 0, bell: str = "",
+                arguments: dict[str, Any] | None = None) -> str:
         """``basic.consume``: register a consumer; its tag (server-named when empty).
-        ``bell``: the doorbell to ring when messages are handed to it (``doorbell.py``)."""
+        ``bell``: the doorbell to ring when messages are handed to it (``doorbell.py``).
+        On a stream, a reader from ``x-stream-offset`` (default ``next``) of
+        ``arguments``: manual acks and a prefetch required, as RabbitMQ requires them."""
         queue = check_name("queue", queue)
         tag = tag or server_name("amq.ctag-")
         if tag in self.consumers:
             raise errors.NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        offset = None
         with self.store.transaction() as db:
-            self.connection.require_queue(db, queue)
+            row = self.connection.require_queue(db, queue)
+            if is_stream(row["arguments"]):
+                offset = self._stream_start(db, queue, no_ack, arguments or {})
             rows = db.execute("SELECT exclusive FROM consumers WHERE queue = ?",
                               (queue,)).fetchall()
             if rows and (exclusive or any(e for (e,) in rows)):
@@ -111,8 +129,23 @@ class Channel:
                        (time.time(), queue))
             self.store.touch(queue)
         assert cur.lastrowid is not None
-        self.consumers[tag] = _Consumer(tag, queue, no_ack, self.prefetch, cur.lastrowid)
+        self.consumers[tag] = _Consumer(tag, queue, no_ack, self.prefetch, cur.lastrowid,
+                                        offset=offset)
         return tag
+
+    def _stream_start(self, db: sqlite3.Connection, queue: str, no_ack: bool,
+                      arguments: dict[str, Any]) -> int:
+        """Where a new reader of stream ``queue`` starts, or RabbitMQ 3.10's refusal."""
+        if no_ack:
+            raise streams.not_for_streams("automatic acknowledgement", queue)
+        if self.global_prefetch:
+            raise errors.AMQPNotImplemented(f"{where('queue', queue)} does not support "
+                                            "global qos")
+        if not self.prefetch:
+            raise errors.PreconditionFailed(
+                f"consumer prefetch count is not set for '{where('queue', queue)}'")
+        return streams.start(db, queue, offset_of_argument(arguments.get(OFFSET_HEADER,
+                                                                         "next")))
 
     def cancel(self, tag: str) -> None:
         """``basic.cancel``: unknown tags are fine. Unacked messages stay unacked; those
@@ -165,6 +198,8 @@ class Channel:
             if self._lazy_acks:
                 self.flush()
             return Claim([], False)
+        if c.offset is not None:
+            return self._read(c, most, max_bytes)
         state = self._state(c)
         if state is None:
             del self.consumers[tag]
@@ -179,8 +214,13 @@ class Channel:
                 rows, cut = self._claim(c.queue, most, c.no_ack, max_bytes, c.id)
             else:
                 rows, cut = self._take_handed(db, c, most, max_bytes)
-            arguments = queue_arguments(db, c.queue) if rows else None
-        if self.pause_shared and not alone:
+            if rows and not c.arguments_read:
+                c.arguments, c.arguments_read = queue_arguments(db, c.queue), True
+            arguments = c.arguments if rows else None
+            if rows:
+                self._trace(db, c.queue, rows)
+                count(db, c.queue, delivered=len(rows))
+        if self.pause_shared and rows and not alone:
             # Consumers of a shared queue take turns at the store's one write lock. A
             # process woken by our ring often shares our CPU (the kernel puts a woken
             # process beside its waker): a short sleep lets it ack and take what it was
@@ -190,6 +230,42 @@ class Channel:
         if not c.no_ack:
             c.unacked += len(deliveries)
         return Claim(deliveries, cut)
+
+    def _read(self, c: _Consumer, most: int, max_bytes: int) -> Claim:
+        """A stream reader's claim: read from its offset, nothing written (acks only move
+        its credit, the prefetch); each delivery carries its ``x-stream-offset``."""
+        assert c.offset is not None
+        if self._lazy_acks:
+            self.flush()
+        rows, cut = streams.read(self.store, c.queue, c.offset, most, max_bytes)
+        if not rows:
+            if not self.store.read("SELECT 1 FROM queues WHERE name = ?", (c.queue,)):
+                del self.consumers[c.tag]
+                raise errors.ConsumerCancelled(
+                    f"the broker cancelled the consumer: queue '{c.queue}' was deleted")
+            return Claim([], False)
+        c.offset = rows[-1][0] + 1
+        # Each delivery's properties are its message's with the offset header added: the
+        # tuples are built whole (a NamedTuple's _replace per message costs more than the
+        # read), from the parts before and after the headers, once per properties text.
+        parts: dict[str | None, tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]] = {}
+        new, props_type, delivery_type = tuple.__new__, Properties, Delivery
+        out, tag, now, unacked, queue = [], self.next_tag, time.time(), self.unacked, c.queue
+        for offset, exchange, routing_key, props, body in rows:
+            part = parts.get(props)
+            if part is None:
+                p = load_properties(props)
+                part = parts[props] = (p[:_HEADERS], p.headers or {}, p[_HEADERS + 1:])
+            before, headers, after = part
+            p = new(props_type, before + ({**headers, OFFSET_HEADER: offset} if headers
+                                          else {OFFSET_HEADER: offset},) + after)
+            out.append(new(delivery_type, (tag, body, p, exchange, routing_key, False, queue,
+                                           now)))
+            tag += 1
+        unacked.update(dict.fromkeys(range(self.next_tag, tag), (READ, queue, c.tag)))
+        self.next_tag = tag
+        c.unacked += len(out)
+        return Claim(out, cut)
 
     def _state(self, c: _Consumer) -> tuple[int, bool, bool] | None:
         """For a consumer, read without a write transaction: how many messages were handed
@@ -262,14 +338,100 @@ class Channel:
         """``basic.get``: one message or None, and how many messages are left ready."""
         queue = check_name("queue", queue)
         with self.store.transaction() as db:
-            self.connection.require_queue(db, queue)
+            row = self.connection.require_queue(db, queue)
+            if is_stream(row["arguments"]):
+                raise streams.not_for_streams("basic.get", queue)
             db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), queue))
             rows, _cut = self._claim(queue, 1, no_ack)
             arguments = queue_arguments(db, queue) if rows else None
+            if rows:
+                self._trace(db, queue, rows)
+                count(db, queue, delivered=len(rows))
             left = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND owner IS NULL",
                               (queue,)).fetchone()[0]
         deliveries = self._tag(rows, queue, None if no_ack else "", arguments)
         return (deliveries[0] if deliveries else None), left
+
+    # --- peek (amq peek) ------------------------------------------------------------------
+
+    def peek(self, queue: str, most: int | None) -> Generator[list[Delivery], None, None]:
+        """The ready messages of a queue in delivery order, read without changing anything
+        (no claim, no redelivered flag, no expiry run: expired ones are skipped): at most
+        ``most`` (None: all) of those it holds when the peek starts, in batches of at most
+        ``PEEK_BATCH`` messages or ``BATCH_BYTES`` of bodies (or one). Delivery tags are 0;
+        a message taken by a consumer since the peek started is still shown, one deleted
+        is not."""
+        queue = check_name("queue", queue)
+        with self.store.transaction() as db:  # no write: a consistent look at the queue
+            self.connection.require_queue(db, queue)
+            sizes = db.execute(
+                "SELECT id, length(body) FROM messages WHERE queue = ? AND owner IS NULL "
+                "AND (expires IS NULL OR expires > ?) ORDER BY priority DESC, id LIMIT ?",
+                (queue, time.time(), -1 if most is None else most)).fetchall()
+            arguments = queue_arguments(db, queue) or {}
+        counted = arguments.get("x-queue-type") == "quorum"
+        start = 0
+        while start < len(sizes):
+            end, total = start + 1, sizes[start][1]
+            while end < len(sizes) and end - start < PEEK_BATCH and \
+                    total + sizes[end][1] <= BATCH_BYTES:
+                total += sizes[end][1]
+                end += 1
+            ids = [mid for mid, _n in sizes[start:end]]
+            start = end
+            yield self._peeked(queue, ids, counted)
+
+    def _peeked(self, queue: str, ids: list[int], counted: bool) -> list[Delivery]:
+        rows = {r[0]: r for r in self.store.read(
+            "SELECT id, body, properties, exchange, routing_key, redelivered, deliveries "
+            f"FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        out = []
+        for mid in ids:
+            row = rows.get(mid)
+            if row is None:
+                continue  # consumed (and acknowledged) since the peek started
+            _mid, body, props, exchange, rk, redelivered, deliveries = row
+            p = load_properties(props)
+            if counted and deliveries:
+                p = p._replace(headers={**(p.headers or {}), "x-delivery-count": deliveries})
+            out.append(Delivery(0, body, p, exchange, rk, redelivered == 1, queue))
+        return out
+
+    # --- move (amq move: out of one queue and into others, in one transaction) ----------
+
+    def move(self, queue: str, most: int, exchange: str,
+             routing_key: str | None) -> list[PublishOutcome]:
+        """Take up to ``most`` ready messages from the head of ``queue`` (``BATCH_BYTES``
+        of bodies, or one) and publish each to ``exchange`` with ``routing_key`` (None:
+        its own), as ``basic.get`` then a mandatory, confirmed publish then an ack would,
+        but in one transaction: the routed ones leave ``queue``, the others (unroutable,
+        refused) stay where they were, untouched. One outcome per message, in queue order
+        (``[]``: none ready). Whenever the process dies, each message is in one place or
+        the other: never lost, never in both."""
+        queue, exchange = check_name("queue", queue), check_name("exchange", exchange)
+        broker = self.connection.broker
+        with self.store.transaction() as db:
+            self.connection.require_queue(db, queue)
+            router = Router(db, exchange, routes=broker.routes)  # 404, 403: nothing written
+            db.execute("UPDATE queues SET last_used = ? WHERE name = ?", (time.time(), queue))
+            tracing = broker.tracing(db)  # the firehose's copies need the whole rows
+            rows, _cut = self._head(db, queue, most, BATCH_BYTES,
+                                    _COLUMNS if tracing else _MOVED)
+            if not rows:
+                return []
+            groups = _groups(db, rows, routing_key, tracing)
+            outcomes = enqueue(db, self.store, router, groups)
+            routed = [r[0] for r in rows]
+            if outcomes.count(PublishOutcome.ROUTED) < len(outcomes):
+                routed = [mid for mid, o in zip(routed, outcomes, strict=True)
+                          if o is PublishOutcome.ROUTED]
+            if routed:
+                for_ids(db, "DELETE FROM messages WHERE owner IS NULL AND", (), routed)
+            if tracing:
+                self._trace(db, queue, rows)
+                trace.published(db, self.store, broker.routes, exchange, groups, router,
+                                self.connection.name, self.number)
+        return outcomes
 
     # --- acknowledgements ---------------------------------------------------------------
 
@@ -278,7 +440,7 @@ class Channel:
         if multiple and (tag == 0 or tag >= self.next_tag - 1):
             held = list(self.unacked.values())  # all of them: the usual batch ack
             self.unacked.clear()
-            self._uncount(Counter(c for _mid, _q, c in held))
+            self._uncount(held)
             return held
         if multiple:
             tags = [t for t in self.unacked if t <= tag]
@@ -289,19 +451,22 @@ class Channel:
         if not tags and not (multiple and tag == 0):
             raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
         settled = [self.unacked.pop(t) for t in tags]
-        self._uncount(Counter(c for _mid, _q, c in settled))
+        self._uncount(settled)
         return settled
 
-    def _uncount(self, per_consumer: Counter[str]) -> None:
-        for consumer, n in per_consumer.items():
-            c = self.consumers.get(consumer)
+    def _uncount(self, settled: list[Settled]) -> None:
+        consumers = self.consumers
+        for _mid, _q, tag in settled:  # a loop: a Counter costs more for the one of an ack
+            c = consumers.get(tag)
             if c is not None:
-                c.unacked -= n
+                c.unacked -= 1
 
     def _release(self, db: sqlite3.Connection, settled: list[Settled],
                  requeue: bool, dead_letter: bool = False) -> None:
         """Delete (ack; reject without requeue, dead-lettering with ``dead_letter``) or
-        requeue messages this channel held; their consumers have room again."""
+        requeue messages this channel held; their consumers have room again (stream
+        readers' deliveries are only counted off)."""
+        settled = [s for s in settled if s[0] != READ]
         if not settled:
             return
         owner = self.connection.id
@@ -364,8 +529,11 @@ class Channel:
 
     def ack(self, tag: int, multiple: bool = False, lazy: bool = False) -> None:
         """``basic.ack``. With ``lazy`` the store learns of it with the next claim or the
-        close: until then a crash redelivers the messages, it never loses them."""
+        close: until then a crash redelivers the messages, it never loses them. An ack of
+        what a stream reader read only gives it credit: nothing to write."""
         settled = self._settle(tag, multiple)
+        if settled and (settled[0][0] == READ or settled[-1][0] == READ):
+            settled = [s for s in settled if s[0] != READ]
         if lazy:
             self._lazy_acks.extend(settled)
         elif settled:
@@ -377,6 +545,9 @@ class Channel:
         settled = self._settle(tag, multiple)
         if not settled:
             return
+        read = next((q for mid, q, _c in settled if mid == READ), None)
+        if read is not None:
+            raise streams.not_for_streams("basic.nack and basic.reject", read)
         with self.store.transaction() as db:
             self._flush_acks(db)
             self._release(db, settled, requeue, dead_letter=not requeue)
@@ -415,6 +586,13 @@ class Channel:
 
     # --- internals ----------------------------------------------------------------------
 
+    def _trace(self, db: sqlite3.Connection, queue: str, rows: list[tuple[Any, ...]]) -> None:
+        """The firehose's copies of deliveries, when tracing is on (``trace.py``)."""
+        broker = self.connection.broker
+        if broker.tracing(db):
+            trace.delivered(db, self.store, broker.routes, queue, rows, self.connection.name,
+                            self.number)
+
     def _claim(self, queue: str, most: int, no_ack: bool, max_bytes: int = BATCH_BYTES,
                consumer: int | None = None) -> tuple[list[tuple[Any, ...]], bool]:
         """Take up to ``most`` ready messages of a queue (``max_bytes`` of bodies, or
@@ -437,8 +615,8 @@ class Channel:
                                    (len(ids), consumer))
         return rows, cut
 
-    def _head(self, db: sqlite3.Connection, queue: str, most: int,
-              max_bytes: int) -> tuple[list[tuple[Any, ...]], bool]:
+    def _head(self, db: sqlite3.Connection, queue: str, most: int, max_bytes: int,
+              columns: str = _COLUMNS) -> tuple[list[tuple[Any, ...]], bool]:
         """The first ``most`` ready messages, as many as fit in ``max_bytes`` (at least
         one); expired ones met on the way are expired (dead-lettered), as each would be
         on reaching the head. Sizes are read first (``length`` of a blob reads no body),
@@ -460,7 +638,7 @@ class Channel:
             fit += 1
         if not fit:
             return [], False
-        return db.execute(f"SELECT {_COLUMNS} {_READY}", (queue, fit)).fetchall(), \
+        return db.execute(f"SELECT {columns} {_READY}", (queue, fit)).fetchall(), \
             fit < len(sizes)
 
     def _tag(self, rows: list[tuple[Any, ...]], queue: str, consumer: str | None,
@@ -472,6 +650,7 @@ class Channel:
         tag = self.next_tag
         unacked = self.unacked
         counted = arguments is not None and arguments.get("x-queue-type") == "quorum"
+        now = time.time()
         for mid, _expires, body, props, exchange, rk, redelivered, deliveries in rows:
             if consumer is not None:
                 unacked[tag] = (mid, queue, consumer)
@@ -480,7 +659,30 @@ class Channel:
                 p = props_cache[props] = load_properties(props)
             if counted and deliveries:
                 p = p._replace(headers={**(p.headers or {}), "x-delivery-count": deliveries})
-            out.append(Delivery(tag, body, p, exchange, rk, redelivered == 1, queue))
+            out.append(Delivery(tag, body, p, exchange, rk, redelivered == 1, queue, now))
             tag += 1
         self.next_tag = tag
         return out
+
+
+def _groups(db: sqlite3.Connection, rows: list[tuple[Any, ...]], routing_key: str | None,
+            with_bodies: bool) -> list[tuple[str, Properties, Sequence[bytes]]]:
+    """Rows of a queue's head as runs of bodies sharing a routing key (``routing_key``,
+    or each row's own) and stored properties, for ``enqueue`` to route each run once:
+    the bodies read (``with_bodies``), else left in the store (``StoredBodies``)."""
+    runs: list[tuple[str, Properties, list[Any]]] = []
+    loaded: dict[str | None, Properties] = {}
+    last: tuple[str, str | None] | None = None
+    body = 2 if with_bodies else 0  # _COLUMNS' body, or _MOVED's id
+    for row in rows:  # id, expires, body, properties, exchange, routing_key, ...
+        key = routing_key if routing_key is not None else row[5]
+        if (key, row[3]) != last:
+            last = (key, row[3])
+            props = loaded.get(row[3])
+            if props is None:
+                props = loaded[row[3]] = load_properties(row[3])
+            runs.append((key, props, []))
+        runs[-1][2].append(row[body])
+    if with_bodies:
+        return list(runs)
+    return [(key, props, StoredBodies(db, ids)) for key, props, ids in runs]

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
@@ -33,9 +33,10 @@ from ..amqp.model import (
     Queue,
 )
 from ..amqp.names import check_name, server_name, where
-from . import process
+from ..amqp.streams import check_stream_declare, is_stream
+from . import process, streams, trace
 from .dispatch import dispatch, limit_deliveries
-from .publishing import MAX_MESSAGE_SIZE, Router, Routes, check_size, enqueue
+from .publishing import MAX_MESSAGE_SIZE, Router, check_size, enqueue, routes_of
 from .rows import (
     auto_delete_exchanges,
     auto_delete_queues,
@@ -70,11 +71,20 @@ class Broker:
     """The local broker on one store file (``None``: in memory, for one process)."""
 
     def __init__(self, path: str | os.PathLike[str] | None,
-                 max_message_size: int = MAX_MESSAGE_SIZE) -> None:
+                 max_message_size: int = MAX_MESSAGE_SIZE, vhost: str = "/",
+                 vhost_id: int = 1) -> None:
         self.store = Store(path)
+        # The vhost this store file is (``vhosts.py``): the engine's texts say '/', and
+        # the edges (the server, the local backend) say this one (``BrokerError.in_vhost``).
+        self.vhost, self.vhost_id = vhost, vhost_id
+        # Another vhost's: whether it was deleted since (``vhosts.py``), asked while waiting
+        # at most once a second, so that a waiting consumer ends as RabbitMQ's does (320).
+        self.deleted: Callable[[], bool] | None = None
+        self._next_vhost_check = 0.0
         self.store.on_commit = self._dispatch
         self.max_message_size = max_message_size  # larger bodies are refused with 406
-        self.routes = Routes()  # routing state kept across transactions (publishing.py)
+        self.routes = routes_of(self.store)  # routing state kept across transactions
+        self.tracing = trace.Switch()  # the firehose's switch, as last read (trace.py)
         self._last_sweep = 0.0
         self.sweeper: Bell | None = None  # held: this process runs the store's timers
         self._next_election = 0.0
@@ -123,14 +133,27 @@ class Broker:
                 lifecycle.expire(db, self.store)
         return len(dead)
 
+    def connection_rows(self) -> list[tuple[int, str, int]]:
+        """The store's registered connections of live processes: (pid, name, how many
+        consumers), in registration order. A process registers when it first needs to
+        (a consumer, an exclusive queue, a delivery held): one that only publishes does
+        not."""
+        rows = self.store.read(
+            "SELECT c.pid, c.started, c.name, (SELECT COUNT(*) FROM consumers k "
+            "WHERE k.connection = c.id) FROM connections c ORDER BY c.id")
+        return [(pid, name, consumers) for pid, started, name, consumers in rows
+                if process.alive(pid, started)]
+
     def ready_queues(self, names: Sequence[str]) -> dict[str, bool]:
-        """Of these queues, those that exist, each with whether it has ready messages."""
+        """Of these queues, those that exist, each with whether it has ready messages (a
+        stream that keeps any: its readers may be behind)."""
         found: dict[str, bool] = {}
         for i in range(0, len(names), 500):
             chunk = list(names[i:i + 500])
             found.update((name, bool(ready)) for name, ready in self.store.read(
                 "SELECT name, EXISTS (SELECT 1 FROM messages m WHERE m.queue = q.name "
-                "AND m.owner IS NULL) FROM queues q "
+                "AND m.owner IS NULL) OR EXISTS (SELECT 1 FROM streams s WHERE "
+                "s.queue = q.name AND s.next_offset > s.first_offset) FROM queues q "
                 f"WHERE q.name IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
@@ -151,6 +174,10 @@ class Broker:
         store: the first waiting process to claim the name; the others try again each
         ``SWEEP_INTERVAL``, and take over when it ends). The descriptors that had news."""
         from . import doorbell
+        if self.deleted is not None and time.monotonic() >= self._next_vhost_check:
+            self._next_vhost_check = time.monotonic() + 1.0
+            if self.deleted():
+                raise errors.ConnectionForced(f"vhost '{self.vhost}' is deleted")
         if self.store.gone_rung:
             self.sweep()
         limit = self.timers()
@@ -180,6 +207,10 @@ class Broker:
             self._deadline is not None and wall >= self._deadline)
         if due:
             self.sweep()
+            # The one process that runs the timers also copies the write-ahead log into
+            # the store file, in a thread (``store.Checkpointer``), so that a sender or a
+            # receiver seldom pays for it inside a commit.
+            self.store.checkpoint()
             self._next_deadline = 0.0
         if now >= self._next_deadline:
             from .lifecycle import next_deadline
@@ -307,8 +338,13 @@ class Connection:
                 wanted = {"durable": durable and not exclusive, "auto_delete": auto_delete}
                 qargs.check_queue_equivalent(name, row["arguments"], row, arguments, wanted)
             else:
-                qargs.validate_queue_arguments(name, arguments, durable=durable,
-                                               exclusive=exclusive, auto_delete=auto_delete)
+                stream = is_stream(arguments)
+                check = check_stream_declare if stream else \
+                    qargs.validate_queue_arguments
+                check(name, arguments, durable=durable, exclusive=exclusive,
+                      auto_delete=auto_delete)
+                if stream:
+                    streams.create(db, name)
                 db.execute(
                     "INSERT INTO queues (name, durable, exclusive_owner, auto_delete, "
                     "arguments, last_used) VALUES (?, ?, ?, ?, ?, ?)",
@@ -349,7 +385,9 @@ class Connection:
     def purge_queue(self, name: str) -> int:
         name = check_name("queue", name)
         with self.store.transaction() as db:
-            self.require_queue(db, name)
+            row = self.require_queue(db, name)
+            if is_stream(row["arguments"]):
+                raise streams.not_for_streams("queue.purge", name)
             return db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL",
                               (name,)).rowcount
 
@@ -504,8 +542,11 @@ class Connection:
     def _enqueue(self, exchange: str,
                  groups: Sequence[tuple[str, Properties, Sequence[bytes]]]) -> list[PublishOutcome]:
         with self.store.transaction() as db:
-            outcomes = enqueue(db, self.store, Router(db, exchange, routes=self.broker.routes),
-                               groups)
+            router = Router(db, exchange, routes=self.broker.routes)
+            outcomes = enqueue(db, self.store, router, groups)
+            if self.broker.tracing(db):
+                trace.published(db, self.store, self.broker.routes, exchange, groups, router,
+                                self.name, 1)
         if self.store.gone_rung:  # handed to a consumer whose process is gone
             self.broker.sweep()
         return outcomes
@@ -518,10 +559,34 @@ class Connection:
             "SELECT q.name, q.durable, q.exclusive_owner, q.auto_delete, q.arguments, "
             "(SELECT COUNT(*) FROM messages m WHERE m.queue = q.name AND m.owner IS NULL), "
             "q.unacked, "
-            "(SELECT COUNT(*) FROM consumers c WHERE c.queue = q.name) "
-            "FROM queues q ORDER BY q.name")
-        return [Queue(n, bool(d), o is not None, bool(a), load_table(args), r, u, c)
-                for n, d, o, a, args, r, u, c in rows]
+            "(SELECT COUNT(*) FROM consumers c WHERE c.queue = q.name), "
+            "s.first_offset, s.next_offset, s.bytes "
+            "FROM queues q LEFT JOIN streams s ON s.queue = q.name ORDER BY q.name")
+        out = []
+        for n, d, o, a, args, r, u, c, first, nxt, size in rows:
+            q = Queue(n, bool(d), o is not None, bool(a), load_table(args), r, u, c)
+            if nxt is not None:  # a stream: its log's length, bytes and offsets
+                q = q._replace(messages=nxt - first, bytes=size,
+                               first_offset=first if nxt > first else None,
+                               last_offset=nxt - 1 if nxt > first else None)
+            out.append(q)
+        return out
+
+    def queue_type(self, name: str) -> str | None:
+        """``classic``, ``quorum`` or ``stream`` (None: no such queue)."""
+        rows = self.store.read("SELECT arguments FROM queues WHERE name = ?", (name,))
+        if not rows:
+            return None
+        return str(load_table(rows[0][0]).get("x-queue-type") or "classic")
+
+    def stream_end(self, name: str) -> int | None:
+        """The offset the next message appended to stream ``name`` gets."""
+        return streams.end(self.store, name)
+
+    def queue_counters(self) -> dict[str, tuple[int, int]]:
+        """Each queue's messages enqueued and delivered, in all (``amq top``'s rates)."""
+        return {q: (p, d) for q, p, d in self.store.read(
+            "SELECT queue, published, delivered FROM queue_stats")}
 
     def list_exchanges(self) -> list[Exchange]:
         rows = self.store.read(

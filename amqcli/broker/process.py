@@ -46,3 +46,36 @@ def alive(pid: int, started: str) -> bool:
 def identity() -> tuple[int, str]:
     pid = os.getpid()
     return pid, start_time(pid)
+
+
+def users_of(paths: set[str]) -> list[int]:
+    """The processes that have one of these files open (Linux: their ``/proc/PID/fd``
+    links; the ones of other users show only to root), in pid order; ``[]`` elsewhere."""
+    try:
+        pids = sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
+    except OSError:
+        return []
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in paths:
+                    found.append(pid)
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def command_line(pid: int) -> str:
+    """The process's command line, its words joined by spaces (``""`` where unknown)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().split(b"\0")
+    except OSError:
+        return ""
+    return " ".join(w.decode("utf-8", "replace") for w in words if w)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,11 +27,14 @@ from ..amqp.model import (
     Properties,
     PublishOutcome,
 )
+from . import streams
 from .rows import (
     BindingRows,
     bindings_from,
     bindings_version,
+    count,
     get_exchange,
+    literal,
     queue_row,
     remove_messages,
 )
@@ -66,15 +70,6 @@ def check_size(size: int, limit: int) -> None:
             f"message size {size} is larger than configured max size {limit}")
 
 
-def _literal(value: str | float | None) -> str:
-    """A value as an SQL literal (strings quoted the SQL way; no NUL, see insert_sql)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
-
-
 def insert_sql(queue: str, priority: int, expires: float | None, exchange: str,
                routing_key: str, properties: str | None) -> str:
     """The INSERT for a batch of bodies sharing everything else, bound by (id, body).
@@ -84,9 +79,7 @@ def insert_sql(queue: str, priority: int, expires: float | None, exchange: str,
     NUL (legal in AMQP, unsafe in an SQL literal) go in as hex blobs cast to text.
     """
     shared = (queue, priority, expires, exchange, routing_key, properties)
-    values = ", ".join(
-        f"cast(x'{v.encode().hex()}' AS TEXT)" if isinstance(v, str) and "\0" in v
-        else _literal(v) for v in shared)
+    values = ", ".join(literal(v) for v in shared)
     return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
             f"properties, body) VALUES (?, {values}, ?)")
 
@@ -99,6 +92,14 @@ def stored_properties(props: Properties) -> str | None:
     return dump_properties(props)
 
 
+def routes_of(store: Store) -> Routes:
+    """The ``Routes`` of an open store, made on first use."""
+    found = _ROUTES.get(store)
+    if found is None:
+        found = _ROUTES[store] = Routes()
+    return found
+
+
 class Routes:
     """What routing has learnt of one store in one process, kept across transactions while
     the store's bindings version (``rows.bindings_version``) stays the same: exchanges
@@ -106,7 +107,8 @@ class Routes:
     use, so that others' bindings are never read), and the queues each routing key reaches
     from each exchange. Every change to bindings or exchanges bumps the version in its
     own transaction, so a ``Router`` of any process, checking it as it starts, notices and
-    starts afresh. One per ``Broker``; a ``Router`` given none keeps its own.
+    starts afresh. One per open store (``routes_of``): publishes and dead-lettering share
+    it; a ``Router`` given none keeps its own.
 
     Results are kept only where the routing key alone decides them: not past a headers
     exchange, nor through the default exchange (its implicit bindings come and go with
@@ -142,6 +144,9 @@ class Routes:
             found = self.results[exchange] = {}
         return found
 
+
+
+_ROUTES: weakref.WeakKeyDictionary[Store, Routes] = weakref.WeakKeyDictionary()
 
 class Router:
     """Routing within one transaction, with what ``Routes`` holds of the topology.
@@ -246,11 +251,44 @@ class Router:
         return q["arguments"] if q else {}
 
 
+class StoredBodies(Sequence[bytes]):
+    """The bodies of messages the store holds, by id, in a given order (``amq move``'s):
+    ``insert`` copies them inside SQLite (``INSERT ... SELECT``), so they never reach the
+    process; read only when asked for (length limits, dead letters and traces read them)."""
+
+    def __init__(self, db: sqlite3.Connection, ids: list[int]) -> None:
+        self.db = db
+        self.ids = ids
+        self._bodies: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: Any) -> Any:
+        if self._bodies is None:
+            self._bodies = [body for (body,) in self.db.execute(
+                f"SELECT m.body {_PICKED} ORDER BY j.key", (self.json(),))]
+        return self._bodies[index]
+
+    def json(self) -> str:
+        return "[" + ",".join(map(str, self.ids)) + "]"
+
+
+# the rows of StoredBodies, in their order (j.key: the position, from 0)
+_PICKED = "FROM json_each(?) j JOIN messages m ON m.id = j.value"
+
+
 def insert(db: sqlite3.Connection, store: Store, sql: str, bodies: Sequence[bytes]) -> None:
     """Insert bodies with fresh message ids (written back at once: dead-lettering may
-    insert more within the same transaction)."""
+    insert more within the same transaction); ``StoredBodies`` are copied in SQLite."""
     first = store.next_message_id(db)
-    db.executemany(sql, enumerate(bodies, first))
+    if isinstance(bodies, StoredBodies) and bodies._bodies is None:
+        # insert_sql's "... VALUES (?, <shared>, ?)" as "... SELECT <id>, <shared>, body"
+        head, _, values = sql.partition(" VALUES (?, ")
+        db.execute(f"{head} SELECT ? + j.key, {values.removesuffix(', ?)')}, m.body "
+                   f"{_PICKED}", (first, bodies.json()))
+    else:
+        db.executemany(sql, enumerate(bodies, first))
     store.set_next_message_id(db, first + len(bodies))
 
 
@@ -272,19 +310,30 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
         stored = stored_properties(props)
         refused: set[int] = set()
         for q in targets:
+            arguments = router.arguments(q)
+            if arguments.get("x-queue-type") == "stream":
+                streams.append(db, store, q, arguments, router.exchange, routing_key, stored,
+                               bodies, now)
+                continue
             priority, expires = router.placement(q, props.priority, expiration, now)
             sql = insert_sql(q, priority, expires, router.exchange, routing_key, stored)
             limits = Limits.of(router.arguments(q))
             if limits is None:
                 insert(db, store, sql, bodies)
+                count(db, q, published=len(bodies))
             else:
-                refused |= enqueue_limited(db, store, q, limits, sql, bodies,
-                                                     routing_key, router.exchange, stored, now)
+                refused_here = enqueue_limited(db, store, q, limits, sql, bodies,
+                                               routing_key, router.exchange, stored, now)
+                count(db, q, published=len(bodies) - len(refused_here))
+                refused |= refused_here
             store.touch(q)  # its consumers get them before the commit (dispatch.py)
             if expires is not None:
                 db.execute("UPDATE queues SET expiring = 1 WHERE name = ? AND expiring = 0",
                            (q,))
                 store.ring_sweeper()  # a deadline that may come before the sweeper's next
+        if not refused:
+            outcomes.extend([PublishOutcome.ROUTED] * len(bodies))
+            continue
         outcomes.extend(PublishOutcome.REJECTED if i in refused else PublishOutcome.ROUTED
                         for i in range(len(bodies)))
     return outcomes
@@ -400,7 +449,7 @@ def dead_letter(db: sqlite3.Connection, store: Store, queue: str, rows: Sequence
     if dlx is None or not rows:
         return
     dlrk = q["arguments"].get("x-dead-letter-routing-key") if q else None
-    router = Router(db, dlx, checked=False)
+    router = Router(db, dlx, checked=False, routes=routes_of(store))
     if router.missing:
         return  # a missing dead-letter exchange drops the message, silently
     now = time.time() if now is None else now

@@ -19,6 +19,19 @@ from typing import Any
 from ..amqp.model import Binding, DestinationType, Exchange, ExchangeType
 
 
+def literal(value: str | float | None) -> str:
+    """A value as an SQL literal, for the shared values of a batch's INSERT: strings
+    quoted the SQL way, or, holding a NUL (legal in AMQP, unsafe in an SQL literal), as
+    hex blobs cast to text."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        if "\0" in value:
+            return f"cast(x'{value.encode().hex()}' AS TEXT)"
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
 def dump_table(value: dict[str, Any]) -> str:
     import json
 
@@ -171,6 +184,13 @@ def counts(db: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     return ready, unacked, consumers
 
 
+def count(db: sqlite3.Connection, queue: str, published: int = 0, delivered: int = 0) -> None:
+    """Add to a queue's counters of messages enqueued and delivered (``amq top``)."""
+    db.execute("INSERT INTO queue_stats (queue, published, delivered) VALUES (?, ?, ?) "
+               "ON CONFLICT (queue) DO UPDATE SET published = published + excluded.published, "
+               "delivered = delivered + excluded.delivered", (queue, published, delivered))
+
+
 def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
     """Delete a queue with its messages, bindings and consumers; the ready count it had."""
     ready = db.execute("DELETE FROM messages WHERE queue = ? AND owner IS NULL",
@@ -185,7 +205,10 @@ def delete_queue_rows(db: sqlite3.Connection, name: str) -> int:
                   (name,)).rowcount:
         bump_bindings_version(db)
     db.execute("DELETE FROM consumers WHERE queue = ?", (name,))
+    db.execute("DELETE FROM queue_stats WHERE queue = ?", (name,))
     db.execute("DELETE FROM queues WHERE name = ?", (name,))
+    for table in ("stream_chunks", "stream_segments", "streams"):  # a stream's log
+        db.execute(f"DELETE FROM {table} WHERE queue = ?", (name,))
     auto_delete_exchanges(db, sources)
     return ready
 

@@ -138,16 +138,85 @@ def _to_v2(db: sqlite3.Connection) -> None:
                "WHERE consumer IS NOT NULL")
 
 
+def _to_v3(db: sqlite3.Connection) -> None:
+    """RabbitMQ's firehose exchange, predeclared as in RabbitMQ (topic, durable, internal),
+    and its switch, off (``trace.py``)."""
+    db.execute("INSERT OR IGNORE INTO exchanges (name, type, durable, internal) "
+               "VALUES ('amq.rabbitmq.trace', 'topic', 1, 1)")
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('trace', 0)")
+
+
+def _to_v4(db: sqlite3.Connection) -> None:
+    """Per-queue counters of messages in and out, for the rates of ``amq top``: each
+    publish transaction adds what it enqueued, each claim what it delivered (one row
+    written per queue and transaction, not per message)."""
+    db.execute("CREATE TABLE queue_stats (queue TEXT PRIMARY KEY, "
+               "published INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0)")
+
+
+def _to_v5(db: sqlite3.Connection) -> None:
+    """Streams (``streams.py``): each stream's counters, its segments (retention drops
+    whole ones) and its messages in chunks, keyed by (queue, first offset): an
+    append-only log."""
+    schema = """
+    CREATE TABLE streams (
+        queue TEXT PRIMARY KEY,
+        next_offset INTEGER NOT NULL DEFAULT 0,   -- what the next message gets
+        first_offset INTEGER NOT NULL DEFAULT 0,  -- the oldest kept
+        last_chunk INTEGER NOT NULL DEFAULT 0,    -- the first offset of the last publish batch
+        last_ts REAL NOT NULL DEFAULT 0,          -- the time of the newest message
+        bytes INTEGER NOT NULL DEFAULT 0          -- the bodies kept
+    );
+    CREATE TABLE stream_segments (
+        queue TEXT NOT NULL,
+        first_offset INTEGER NOT NULL,
+        next_offset INTEGER NOT NULL,             -- one past its last message
+        bytes INTEGER NOT NULL,
+        last_ts REAL NOT NULL,
+        PRIMARY KEY (queue, first_offset)
+    );
+    CREATE TABLE stream_chunks (
+        queue TEXT NOT NULL,
+        first_offset INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        ts REAL NOT NULL,                         -- epoch seconds, never less than before
+        exchange TEXT NOT NULL,
+        routing_key TEXT NOT NULL,
+        properties TEXT,
+        sizes BLOB NOT NULL,                      -- the bodies' lengths, 4 bytes each
+        bodies BLOB NOT NULL                      -- the bodies, one after another
+    );
+    CREATE UNIQUE INDEX stream_chunks_offset ON stream_chunks (queue, first_offset);
+    CREATE INDEX stream_chunks_time ON stream_chunks (queue, ts)
+    """
+    for statement in schema.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _to_v6(db: sqlite3.Connection) -> None:
+    """Virtual hosts (``vhosts.py``): the registry, in the store of vhost ``/``, which holds
+    that one; each other vhost is a store file of its own, named by ``file``. ``id`` tells
+    a vhost deleted and added again from the one a process opened."""
+    db.execute("CREATE TABLE vhosts (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "name TEXT NOT NULL UNIQUE, file TEXT NOT NULL, "
+               "description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '', "
+               "created REAL NOT NULL)")
+    db.execute("INSERT INTO vhosts (name, file, created) VALUES ('/', '', ?)", (time.time(),))
+
+
 def _migrations() -> dict[int, Callable[[sqlite3.Connection], None]]:
     """The step to each schema version after 1, from the one before it: ``{2: step, ...}``.
     A step runs inside the transaction that opens an older store (all steps commit
     together, or none does); a table or index it creates goes into ``MIGRATED_OBJECTS``."""
-    return {2: _to_v2}
+    return {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6}
 
 
 MIGRATIONS = _migrations()
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
-MIGRATED_OBJECTS: frozenset[str] = frozenset({"messages_handed"})  # what migrations add
+MIGRATED_OBJECTS: frozenset[str] = frozenset({  # what migrations add
+    "messages_handed", "queue_stats", "streams", "stream_segments", "stream_chunks",
+    "stream_chunks_offset", "stream_chunks_time", "vhosts"})
 
 # The tables and indexes of a store, by name (SQLite's own are named sqlite_*).
 STORE_OBJECTS = frozenset(
@@ -173,8 +242,14 @@ class Store:
         # The engine's dispatch (``dispatch.py``), run on the touched queues before a commit.
         self.on_commit: Callable[[sqlite3.Connection, set[str]], None] | None = None
         self.gone_rung = False  # a ring found no process: the engine sweeps soon
+        # Bells of this process that its own commits need not ring (``amq broker serve``
+        # delivers what its commits hand its consumers in the same turn); ``quiet_rung``
+        # says that one would have been rung.
+        self.quiet: set[str] = set()
+        self.quiet_rung = False
         self._prefix: str | None = None
         self._ringer: Ringer | None = None
+        self._checkpointer: Checkpointer | None = None
 
     @property
     def bell_prefix(self) -> str:
@@ -207,7 +282,9 @@ class Store:
             self._ringer = Ringer()
         sweeper = f"{self.bell_prefix}-{SWEEPER}"
         for name in bells:
-            if not self._ringer.ring(name) and name != sweeper:
+            if name in self.quiet:
+                self.quiet_rung = True
+            elif not self._ringer.ring(name) and name != sweeper:
                 self.gone_rung = True
 
     def _check_path(self) -> None:
@@ -341,6 +418,8 @@ class Store:
                 self._in_transaction = False
             if self.to_ring:
                 self._ring()
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
 
     def _begin(self) -> None:
         """``BEGIN IMMEDIATE``, waiting for another writer in steps (from 0.1 ms, growing
@@ -399,8 +478,72 @@ class Store:
             except sqlite3.Error as err:
                 raise self.error(err) from err
 
+    def checkpoint(self) -> None:
+        """Have the write-ahead log copied into the store file soon, by a thread of this
+        process (``Checkpointer``), which from now on also follows this process's commits."""
+        if self.path == ":memory:":
+            return
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.poke()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._ringer is not None:
             self._ringer.close()
         with self._lock, contextlib.suppress(sqlite3.Error):
             self.db.close()
+
+
+class Checkpointer:
+    """A thread that copies the write-ahead log into the store file, on its own connection.
+
+    SQLite does it inside the commit that finds 1,000 pages in the log (2-6 ms, and an
+    ``fsync``), so every few hundred messages one publish or claim would take that long. The
+    store's sweeper (one waiting process, or ``amq broker serve``) runs this thread instead:
+    poked by each commit of its process and by each sweep, at most every ``PAUSE`` seconds
+    it copies what the log holds without waiting for anybody (``PASSIVE``: it never holds
+    the write lock, so no writer waits for its ``fsync``); at low rates the next writer then
+    starts the log over (past about 1,000 commits a second SQLite's writers seldom do, and
+    SQLite's own checkpoint, which stays on, finds little left to copy). sqlite3 lets other
+    threads run while it works, so the process's loop goes on.
+    """
+
+    PAUSE = 0.01  # seconds between checkpoints at most
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="amq-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                 timeout=0)
+        except sqlite3.Error:
+            return
+        try:
+            db.execute("PRAGMA busy_timeout = 0")
+            while True:
+                self._wanted.wait()
+                if self._stop.is_set():
+                    return
+                self._wanted.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if self._stop.wait(self.PAUSE):
+                    return
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wanted.set()
+        self._thread.join(1.0)

@@ -73,10 +73,21 @@ OnFailure = Annotated[E | None, typer.Option(
     "--on-failure", case_sensitive=False, show_default=False,
     help="With --exec, a failed command's message: requeue (default), or reject "
          "(dropped, or dead-lettered when the queue has a DLX).")]
+NoReconnect = Annotated[bool, typer.Option(
+    "--no-reconnect",
+    help="On RabbitMQ, exit when the connection drops (exit 8) instead of reconnecting.")]
 ServeOnFailure = Annotated[E, typer.Option(
     "--on-failure", case_sensitive=False,
     help="A request whose CMD failed: reject (dropped, or dead-lettered with a DLX) "
          "or requeue.")]
+
+StreamOffset = Annotated[str | None, typer.Option(
+    "--offset", metavar="WHERE", show_default=False,
+    help="Read a stream from first (the oldest kept), last (the last chunk), next (only "
+         "new ones, the default), an offset N (0-based) or a TIME: 2026-12-01T10:00:00Z, "
+         "or an age such as 10m, 2h, 7D (units Y M D h m s).")]
+ToEnd = Annotated[bool, typer.Option(
+    "--to-end", help="Stop at the end of the stream as it was when the read started.")]
 
 # --- how messages are written out (receive, rpc call, list) ------------------------------
 
@@ -92,3 +103,29 @@ NulFormat = Annotated[bool, typer.Option("--null", "-0", help="Same as --format 
 ListFormatOption = Annotated[E | None, typer.Option(
     "--format", "-F", case_sensitive=False,
     help="table (terminal default), tsv (pipe default, no header) or json.")]
+
+# --- what peek, tap and replay select and how much ----------------------------------------
+
+Where = Annotated[str | None, typer.Option(
+    "--where", "-w", metavar="EXPR",
+    help="Only messages for which this CEL expression is true, over the fields of "
+         "--format json: body, json, headers, properties, exchange, routing_key, "
+         "redelivered (e.g. \"headers.kind == 'a'\", 'json.total > 100').")]
+PeekQueue = Annotated[str, typer.Argument(
+    metavar="QUEUE", show_default=False, help="The queue to look into.")]
+PeekCount = Annotated[int | None, typer.Option(
+    "--count", "-n", min=1, metavar="N", show_default=False,
+    help="Show the first N messages (default 10).")]
+PeekAll = Annotated[bool, typer.Option("--all", "-a", help="Show every message it holds.")]
+PeekOffset = Annotated[str | None, typer.Option(
+    "--offset", metavar="WHERE", show_default=False,
+    help="A stream's: where to start (default first): first, last, next, N or a TIME "
+         "(2026-12-01T10:00:00Z, or an age: 10m, 2h, 7D).")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="On RabbitMQ, peek a quorum queue with a delivery limit all the same "
+                    "(each message shown counts as a delivery).")]
+Save = Annotated[str | None, typer.Option(
+    "--save", metavar="DIR", show_default=False,
+    help="Write each message into DIR instead: NNNNNN.body (the body) and NNNNNN.json "
+         "(the rest, as --format json has it), numbered in order; `amq replay DIR` "
+         "republishes them.")]

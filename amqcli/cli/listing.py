@@ -1,13 +1,16 @@
-"""``amq list queues|exchanges|bindings``: a table on a terminal, tab-separated in a pipe."""
+"""``amq list queues|exchanges|bindings``: a table on a terminal, tab-separated in a pipe;
+``amq list topology``: the routing as a tree, or one edge a line, DOT, Mermaid or JSON."""
 
 
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from .. import errors
 from ..amqp.codec import to_json_value
+from ..amqp.model import Queue
 from .app import app, env_of
 from .consumer_options import ListFormatOption
 from .env import Environment
@@ -21,7 +24,8 @@ class ListFormat(StrEnum):
 
 FormatOption = ListFormatOption[ListFormat]
 
-list_app = typer.Typer(help="List queues, exchanges or bindings.", no_args_is_help=True)
+list_app = typer.Typer(help="List queues, exchanges, bindings, or the topology.",
+                       no_args_is_help=True)
 app.add_typer(list_app, name="list")
 
 
@@ -51,18 +55,39 @@ def _flag(value: bool) -> str:
     return "yes" if value else ""
 
 
-@list_app.command("queues", help="Queues with their ready/unacked counts and consumers.")
+def _known(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _offsets(q: Queue) -> str:
+    """A stream's first and last offsets (``0-41``), where the broker reports them."""
+    if q.first_offset is None or q.last_offset is None:
+        return ""
+    return f"{q.first_offset}-{q.last_offset}"
+
+
+def _stream_record(q: Queue) -> dict[str, Any]:
+    """A stream's size in ``--format json``: bytes and offsets (null where unknown)."""
+    if q.type != "stream":
+        return {}
+    return {"bytes": q.bytes, "first_offset": q.first_offset, "last_offset": q.last_offset}
+
+
+@list_app.command("queues", help="Queues with their counts and consumers, and their type; "
+                  "a stream's size (messages kept, bytes, first and last offsets) where "
+                  "the broker reports it.")
 def list_queues(ctx: typer.Context, format: FormatOption = None) -> None:
     env = env_of(ctx)
     queues = env.backend().list_queues()
     columns = ["name", "messages", "unacked", "consumers", "durable", "exclusive",
-               "auto_delete", "arguments"]
+               "auto_delete", "arguments", "type", "bytes", "offsets"]
     rows = [[q.name, q.messages, q.unacked, q.consumers, _flag(q.durable), _flag(q.exclusive),
-             _flag(q.auto_delete), _args(q.arguments)] for q in queues]
+             _flag(q.auto_delete), _args(q.arguments), q.type, _known(q.bytes),
+             _offsets(q)] for q in queues]
     records = [{"name": q.name, "messages": q.messages, "unacked": q.unacked,
                 "consumers": q.consumers, "durable": q.durable, "exclusive": q.exclusive,
-                "auto_delete": q.auto_delete, "arguments": to_json_value(q.arguments)}
-               for q in queues]
+                "auto_delete": q.auto_delete, "arguments": to_json_value(q.arguments),
+                "type": q.type, **_stream_record(q)} for q in queues]
     _show(env, format, columns, rows, records, f"queues on {env.backend().display_url}")
 
 
@@ -94,3 +119,64 @@ def list_bindings(ctx: typer.Context, format: FormatOption = None) -> None:
                 "destination_type": b.destination_type.value, "routing_key": b.routing_key,
                 "arguments": to_json_value(b.arguments)} for b in bindings]
     _show(env, fmt, columns, rows, records, f"bindings on {env.backend().display_url}")
+
+
+class TopologyFormat(StrEnum):
+    TREE = "tree"
+    TEXT = "text"
+    DOT = "dot"
+    MERMAID = "mermaid"
+    JSON = "json"
+
+
+@list_app.command(
+    "topology", help="The routing as a tree: exchanges, their bindings and what they lead "
+                     "to (exchange-to-exchange chains, alternate and dead-letter exchanges, "
+                     "by argument or policy), each queue with its messages and consumers.")
+def list_topology(
+    ctx: typer.Context,
+    format: Annotated[TopologyFormat | None, typer.Option(
+        "--format", "-F", case_sensitive=False,
+        help="tree (terminal default), text (pipe default: one edge a line), dot "
+             "(Graphviz), mermaid or json.")] = None,
+    exchange: Annotated[str | None, typer.Option(
+        "--exchange", "-e", metavar="NAME", help="Only what this exchange leads to.")] = None,
+    queue: Annotated[str | None, typer.Option(
+        "--queue", "-q", metavar="NAME", help="Only the paths that lead into this queue.")
+    ] = None,
+    all_: Annotated[bool, typer.Option(
+        "--all", "-a", help="Also the amq.* exchanges nothing is bound to, and the default "
+                            "exchange's binding to each queue.")] = False,
+) -> None:
+    from ..amqp import graph
+    env = env_of(ctx)
+    backend = env.backend()
+    found = graph.build(backend.list_exchanges(), backend.list_queues(),
+                        backend.list_bindings(), backend.policy_arguments(),
+                        default_bindings=all_)
+    vhost = env.broker_url().vhost
+    for kind, name, cut in (("exchange", exchange, graph.downstream),
+                            ("queue", queue, graph.upstream)):
+        if name is not None:
+            node = graph.NodeId(kind, name)
+            if node not in found.nodes or found.nodes[node].missing:
+                raise errors.NotFound(f"no {kind} '{name}' in vhost '{vhost}'")
+            found = cut(found, name)
+    if not all_:
+        found = graph.fold(found)
+    branches = graph.tree(found)
+    loops = graph.loop_edges(branches)
+    fmt = format or (TopologyFormat.TREE if env.stdout_isatty else TopologyFormat.TEXT)
+    if fmt is TopologyFormat.TREE:
+        from ..render import topology_tree
+        env.console().print(topology_tree(f"topology of {backend.display_url}", branches),
+                            soft_wrap=False)
+        return
+    from . import drawing
+    text = {TopologyFormat.TEXT: lambda: "\n".join(graph.plain_lines(found, loops)),
+            TopologyFormat.DOT: lambda: drawing.dot(found, loops),
+            TopologyFormat.MERMAID: lambda: drawing.mermaid(found, loops),
+            TopologyFormat.JSON: lambda: json.dumps(drawing.as_json(found, loops), indent=2)}
+    out = text[fmt]()
+    if out:
+        print(out, flush=True)

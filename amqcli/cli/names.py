@@ -40,10 +40,13 @@ class Kind(StrEnum):
 PARAM_KINDS: dict[str, Kind] = {
     "queue": Kind.QUEUE,
     "exchange": Kind.EXCHANGE,
+    "exchanges": Kind.EXCHANGE,  # `tap EXCHANGE[:KEY]...`
     "routing_key": Kind.QUEUE,  # `send KEY`: on the default exchange, a queue name
     "dead_letter_exchange": Kind.EXCHANGE,
     "alternate_exchange": Kind.EXCHANGE,
     "broker": Kind.BROKER,
+    "source": Kind.QUEUE,  # `move SOURCE DEST`
+    "dest": Kind.QUEUE,
 }
 # ``NAME`` of `declare queue`, `delete exchange`, ...: the command's own name says the kind.
 COMMAND_KINDS: dict[str, Kind] = {"queue": Kind.QUEUE, "exchange": Kind.EXCHANGE}

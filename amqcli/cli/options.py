@@ -53,6 +53,10 @@ NoDeclareTarget = Annotated[bool, typer.Option(
     "--no-declare", help="Do not declare the queue on the default exchange first.")]
 Confirm = Annotated[bool, typer.Option(
     "--confirm", help="Wait for publisher confirms; exit 10 if the broker refuses any.")]
+ReconnectTimeout = Annotated[float, typer.Option(
+    "--reconnect-timeout", metavar="SECONDS",
+    help="With --confirm: how long to keep trying to reconnect after the connection was "
+         "lost (then exit 8); what was not confirmed is sent again. 0: do not reconnect.")]
 AllowUnroutable = Annotated[bool, typer.Option(
     "--allow-unroutable",
     help="Publish without mandatory, as the tutorials do: a message that reaches no "

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 INTEGER_ARGS = {
     "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority",
     "x-delivery-limit", "x-queue-version", "x-consumer-timeout",
+    "x-stream-max-segment-size-bytes",
 }
 BOOLEAN_ARGS = {"x-single-active-consumer"}
 

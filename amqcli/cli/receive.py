@@ -13,6 +13,7 @@ import typer
 
 from .. import errors
 from ..amqp.model import Delivery
+from ..backends.reconnect import Consume
 from ..formats import OutputFormat
 from ..output import HOLD, DeliveryWriter, PipeOutput, ReaderGone, is_pipe
 from . import consumer_options as options
@@ -20,10 +21,12 @@ from . import progress
 from .app import app, env_of
 from .consumer_options import DEFAULT_PREFETCH, PIPE_PREFETCH
 from .env import Environment
+from .streams import Reading, StreamPlan, Until, plan_stream
 from .workers import OnFailure, Settings, exec_each, exec_settings
 
 if TYPE_CHECKING:
     from ..backends.base import Backend, Subscription
+    from ..capture import SaveWriter
 
 RECEIVE_HELP = """Receive messages from QUEUE (declared first, like the tutorial's
 receive.py), or with -e from an exchange through a fresh exclusive queue bound with the
@@ -36,7 +39,11 @@ Formats: pretty (terminal default), raw
 body), json (one object per line; `amq send --format json` reads it back).
 
 --exec CMD runs CMD for each message instead (body on stdin, metadata in AMQ_*
-variables), --prefetch N of them at once, and acks each message whose CMD exits 0."""
+variables), --prefetch N of them at once, and acks each message whose CMD exits 0.
+
+A stream (declare queue --type stream) is read without consuming: from --offset (first,
+last, next, N or a TIME; default next) and, with --to-end, up to its end as it was when
+the read started; --format json gives each message's stream_offset."""
 
 # Into a pipe the default prefetch is PIPE_PREFETCH (consumer_options.py), but no more than
 # this many bytes of messages: the channel's window (basic.qos global) starts at
@@ -73,6 +80,7 @@ class ReceivePlan(NamedTuple):
     requeue: bool
     banner: bool  # say " [*] Waiting for messages" on stderr
     priority: int = 0  # the consumer's x-priority
+    stream: StreamPlan | None = None  # --offset, --to-end
 
 
 def plan_receive(queue: str | None = None, *, exchange: str | None = None,
@@ -82,9 +90,13 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
                  null: bool = False, no_declare: bool = False, exec_: str | None = None,
                  on_failure: OnFailure | None = None, stdout_isatty: bool = False,
                  stderr_isatty: bool = False, stdout_is_pipe: bool = False,
-                 priority: int = 0) -> ReceivePlan:
+                 priority: int = 0, offset: str | None = None,
+                 to_end: bool = False) -> ReceivePlan:
     """``amq receive``'s flags as a plan, or the usage error the first bad flag gives."""
     _check_source(queue, exchange, keys)
+    stream = plan_stream(offset, to_end)
+    if stream is not None and exchange is not None:
+        raise errors.UsageError("--offset and --to-end read a stream: give its QUEUE, not -e")
     if requeue and no_ack:
         raise errors.UsageError("--requeue and --no-ack exclude each other")
     work = _work(exec_, on_failure, prefetch, count, timeout,
@@ -93,13 +105,14 @@ def plan_receive(queue: str | None = None, *, exchange: str | None = None,
     declare = exchange is None and not no_declare
     if work is not None:
         return ReceivePlan(queue, exchange, keys, declare, fmt, work, work.prefetch, 0, count,
-                           timeout, no_ack, requeue, banner=False, priority=priority)
+                           timeout, no_ack, requeue, banner=False, priority=priority,
+                           stream=stream)
     pipe_default = prefetch is None and stdout_is_pipe
     chosen = consumer_prefetch(prefetch, count, requeue, pipe_default)
     window = min(chosen, WINDOW_START) if pipe_default and not (requeue or no_ack) else 0
     banner = fmt is OutputFormat.PRETTY and stderr_isatty and count is None
     return ReceivePlan(queue, exchange, keys, declare, fmt, None, chosen, window, count,
-                       timeout, no_ack, requeue, banner, priority)
+                       timeout, no_ack, requeue, banner, priority, stream)
 
 
 def _work(exec_: str | None, on_failure: OnFailure | None, prefetch: int | None,
@@ -150,51 +163,85 @@ def receive(
     no_declare: options.NoDeclare = False,
     exec_: options.Exec = None,
     on_failure: options.OnFailure[OnFailure] = None,
+    no_reconnect: options.NoReconnect = False,
+    save: options.Save = None,
+    offset: options.StreamOffset = None,
+    to_end: options.ToEnd = False,
 ) -> None:
     env = env_of(ctx)
+    if save is not None and (exec_ is not None or on_failure is not None):
+        raise errors.UsageError("--save and --exec exclude each other")
     plan = plan_receive(queue, exchange=exchange, keys=keys, count=count, timeout=timeout,
                         no_ack=no_ack, requeue=requeue, prefetch=prefetch, format=format,
                         null=null, no_declare=no_declare, exec_=exec_, on_failure=on_failure,
                         stdout_isatty=env.stdout_isatty, stderr_isatty=env.stderr_isatty,
-                        stdout_is_pipe=is_pipe(env.stdout_fd), priority=priority)
-    backend = env.backend()
-    queue = _source(env, backend, plan)
-    if plan.work is not None:
-        exec_each(env, backend, queue, plan.work, plan.priority)
+                        stdout_is_pipe=is_pipe(env.stdout_fd), priority=priority,
+                        offset=offset, to_end=to_end)
+    source = Source(env, plan)
+    resilient = env.consumer(source, reconnect=not no_reconnect)
+    reading = source.reading
+    if plan.work is not None:  # with --to-end: until idle (a pool settles out of order)
+        exec_each(env, resilient, plan.work._replace(timeout=reading.idle(plan.work.timeout)))
         return
+    sub: Subscription = Until(resilient, reading) if reading.stream else resilient
+    timeout = reading.idle(plan.timeout)
     if plan.banner:
-        env.say(f" [*] Waiting for messages on '{queue}'. To exit press CTRL+C")
-    received = _consume(env, backend, queue, plan.format, plan.limit, plan.timeout,
-                        plan.prefetch, plan.window, plan.no_ack, plan.requeue, plan.priority)
+        env.say(f" [*] Waiting for messages on '{sub.queue}'. To exit press CTRL+C")
+    received = _consume(env, sub, plan.format, plan.limit, timeout, plan.prefetch,
+                        0 if reading.stream else plan.window, plan.no_ack, plan.requeue, save,
+                        stream=reading.stream)
     if received == 0 and plan.timeout is not None:
         raise errors.NothingReceived(
-            f"no message arrived on '{queue}' within {plan.timeout:g}s")
+            f"no message arrived on '{sub.queue}' within {plan.timeout:g}s")
 
 
-def _source(env: Environment, backend: "Backend", plan: ReceivePlan) -> str:
-    """The queue to consume: QUEUE (declared first unless --no-declare), or a fresh one
-    bound to -e EXCHANGE."""
-    if plan.exchange is not None:
-        return _subscribe(env, backend, plan.exchange, plan.keys)
-    assert plan.queue is not None
-    if plan.declare:
-        backend.ensure_queue(plan.queue)
-    return plan.queue
+class Source:
+    """Receive's ``subscribe`` hook (``backends/reconnect.py``): declares QUEUE (unless
+    --no-declare), or a fresh queue bound to -e EXCHANGE; again after a reconnect, saying
+    that an exchange's messages published meanwhile were not seen."""
+
+    def __init__(self, env: Environment, plan: ReceivePlan) -> None:
+        self.env = env
+        self.plan = plan
+        self.keys = plan.keys
+        self.reading = Reading(plan.stream)  # a stream's: where to start, resume, stop
+
+    def __call__(self, backend: "Backend", again: bool) -> Consume:
+        plan = self.plan
+        if plan.exchange is not None:
+            queue, self.keys = _subscribe(self.env, backend, plan.exchange, self.keys)
+            if again:
+                self.env.say(f"amq: subscribed to '{plan.exchange}' again through a new "
+                             f"queue '{queue}': messages published while disconnected "
+                             "were not seen")
+        else:
+            assert plan.queue is not None
+            queue = plan.queue
+            if plan.declare:
+                backend.ensure_queue(queue)
+            reject = plan.work is not None and plan.work.on_failure is OnFailure.REJECT
+            self.reading.check(backend, queue, requeue=plan.requeue, reject=reject,
+                               window=bool(plan.window))
+        prefetch = plan.work.prefetch if plan.work is not None else plan.prefetch
+        window = 0 if self.reading.stream else plan.window  # streams take no global qos
+        return Consume(queue, prefetch, plan.no_ack, window=window,
+                       priority=plan.priority, arguments=self.reading.arguments())
 
 
 def _subscribe(env: Environment, backend: "Backend", exchange: str,
-               keys: list[str] | None) -> str:
-    """A server-named exclusive queue bound to the exchange with each key. Without -k:
-    on a topic exchange '#' (everything, said on stderr); on fanout and headers exchanges
-    the empty key, which they ignore (a headers binding without arguments matches every
-    message); on a direct exchange the empty key, saying what that receives."""
+               keys: list[str] | None) -> tuple[str, list[str]]:
+    """A server-named exclusive queue bound to the exchange with each key, and the keys.
+    Without -k: on a topic exchange '#' (everything, said on stderr); on fanout and
+    headers exchanges the empty key, which they ignore (a headers binding without
+    arguments matches every message); on a direct exchange the empty key, saying what
+    that receives."""
     backend.declare_exchange(exchange, passive=True)
     if not keys:
         keys = [_default_key(env, backend, exchange)]
     name = backend.declare_queue("", exclusive=True).queue
     for key in keys:
         backend.bind(exchange, name, key)
-    return name
+    return name, keys
 
 
 def _default_key(env: Environment, backend: "Backend", exchange: str) -> str:
@@ -210,19 +257,28 @@ def _default_key(env: Environment, backend: "Backend", exchange: str) -> str:
     return ""
 
 
-def _consume(env: Environment, backend: "Backend", queue: str, fmt: OutputFormat,
-             count: int | None, timeout: float | None, prefetch: int, window: int,
-             no_ack: bool, requeue: bool, priority: int = 0) -> int:
-    sub = backend.consume(queue, prefetch=prefetch, no_ack=no_ack, window=window,
-                          priority=priority)
-    writer = DeliveryWriter(env.stdout_fd, fmt,
-                            env.console() if fmt is OutputFormat.PRETTY else None)
+def _consume(env: Environment, sub: "Subscription", fmt: OutputFormat, count: int | None,
+             timeout: float | None, prefetch: int, window: int, no_ack: bool,
+             requeue: bool, save: str | None = None, stream: bool = False) -> int:
+    """Write what ``sub`` delivers to stdout (or with ``save`` into that folder, a body
+    file and a metadata file per message: ``capture.SaveWriter``); how many. Into a pipe,
+    a stream's message is acknowledged once the reader has taken it, without the hold of
+    a queue's (``output.HOLD``): an ack of a stream moves its credit and removes nothing,
+    so nothing goes back to the stream if the reader goes, and the hold would only cap
+    the rate at the prefetch each tenth of a second."""
+    writer: DeliveryWriter | SaveWriter
+    if save is not None:
+        from .. import capture
+        writer = capture.SaveWriter(save)
+    else:
+        writer = DeliveryWriter(env.stdout_fd, fmt,
+                                env.console() if fmt is OutputFormat.PRETTY else None)
     bar = progress.for_receive(env, count)
     settle = not no_ack and not requeue
     received = 0
     try:
-        if is_pipe(env.stdout_fd):
-            out = PipeOutput(writer)
+        if isinstance(writer, DeliveryWriter) and is_pipe(env.stdout_fd):
+            out = PipeOutput(writer, hold=0.0 if stream else HOLD)
             try:
                 received = _into_pipe(sub, out, bar, count, timeout, prefetch, settle,
                                       _Window(sub, prefetch, window))
@@ -243,7 +299,7 @@ def _consume(env: Environment, backend: "Backend", queue: str, fmt: OutputFormat
     return received
 
 
-def _into_file(sub: "Subscription", writer: DeliveryWriter, bar: progress.Progress,
+def _into_file(sub: "Subscription", writer: "DeliveryWriter | SaveWriter", bar: progress.Progress,
                count: int | None, timeout: float | None, prefetch: int, settle: bool) -> int:
     """To a file, a terminal or a socket: each batch acknowledged once written."""
     received = 0

@@ -16,6 +16,7 @@ import typer
 
 from .. import errors
 from ..amqp.model import Delivery, Message, Properties
+from ..backends.reconnect import Consume
 from ..formats import OutputFormat
 from ..output import DeliveryWriter
 from . import consumer_options, options
@@ -28,6 +29,7 @@ from .workers import Job, OnFailure, Settings, check_outcome, fail, run_workers
 
 if TYPE_CHECKING:
     from ..backends.base import Backend, Subscription
+    from ..backends.reconnect import Resilient
 
 rpc_app = typer.Typer(help="Request/reply (RPC) over queues: call a server, or be one.",
                       no_args_is_help=True)
@@ -57,15 +59,14 @@ def call(
     properties: options.ShortProperty = None,
     format: consumer_options.ReplyFormat[OutputFormat] = None,
     no_declare: consumer_options.NoDeclareQueue = False,
+    no_reconnect: consumer_options.NoReconnect = False,
 ) -> None:
     env = env_of(ctx)
     props = _request_properties(properties, headers)
     payload = _request_body(env, body_source(body, file, env.stdin_isatty))
     fmt = output_format(format, env.stdout_isatty)
-    backend = env.backend()
-    if not no_declare:
-        backend.ensure_queue(queue)
-    reply = _call(backend, Message(payload, props, queue), timeout)
+    request = Request(env, Message(payload, props, queue), not no_declare)
+    reply = _call(env.consumer(request, reconnect=not no_reconnect), request, timeout)
     if reply is None:
         raise errors.NothingReceived(f"no reply from '{queue}' within {timeout:g}s")
     console = env.console() if fmt is OutputFormat.PRETTY else None
@@ -96,28 +97,55 @@ def _request_body(env: Environment, source: BodySource) -> bytes:
         raise errors.UsageError(f"cannot read {file}: {err.strerror}") from None
 
 
-def _call(backend: "Backend", request: Message, timeout: float | None) -> Delivery | None:
-    """Publish a request with reply_to and a correlation id; its reply, or None in time.
+class Request:
+    """``rpc call``'s ``subscribe`` hook (``backends/reconnect.py``): declares QUEUE
+    (unless --no-declare) and a server-named exclusive reply queue, and publishes the
+    request with ``reply_to`` naming it; after a reconnect, a new reply queue and the
+    request sent again, with the same correlation id."""
+
+    def __init__(self, env: Environment, request: Message, declare: bool) -> None:
+        self.env = env
+        self.declare = declare
+        self.correlation_id = request.properties.correlation_id or str(uuid.uuid4())
+        self.request = request._replace(properties=request.properties._replace(
+            correlation_id=self.correlation_id))
+
+    def __call__(self, backend: "Backend", again: bool) -> Consume:
+        request = self.request
+        if self.declare:
+            backend.ensure_queue(request.routing_key)
+        reply_queue = backend.declare_queue("", exclusive=True).queue
+        props = request.properties._replace(reply_to=reply_queue)
+        if backend.publish("", [request._replace(properties=props)]).unroutable:
+            _delete(backend, reply_queue)
+            raise errors.Unroutable(
+                f"312 NO_ROUTE - there is no queue '{request.routing_key}'",
+                hint="is the server running? amq rpc serve")
+        if again:
+            self.env.say(f"amq: request sent again to '{request.routing_key}' (correlation "
+                         f"id {self.correlation_id}), replies to '{reply_queue}'")
+        return Consume(reply_queue, no_ack=True)
+
+
+def _call(replies: "Resilient", request: Request, timeout: float | None) -> Delivery | None:
+    """The reply to a request (published by ``replies``' subscribe hook), or None in time.
 
     The reply queue is deleted afterwards rather than left to the connection's end: the
     shell keeps one connection for a whole session.
     """
-    reply_queue = backend.declare_queue("", exclusive=True).queue
-    replies = backend.consume(reply_queue, no_ack=True)
-    correlation_id = request.properties.correlation_id or str(uuid.uuid4())
-    props = request.properties._replace(reply_to=reply_queue, correlation_id=correlation_id)
-    if backend.publish("", [request._replace(properties=props)]).unroutable:
-        _drop(backend, replies, reply_queue)
-        raise errors.Unroutable(f"312 NO_ROUTE - there is no queue '{request.routing_key}'",
-                                hint="is the server running? amq rpc serve")
-    reply = _await_reply(replies, correlation_id, timeout)
-    _drop(backend, replies, reply_queue)
-    return reply
-
-
-def _drop(backend: "Backend", replies: "Subscription", reply_queue: str) -> None:
     try:
-        replies.cancel()
+        return _await_reply(replies, request.correlation_id, timeout)
+    finally:
+        try:
+            replies.cancel()
+        except errors.AmqError:
+            pass  # it goes with the connection anyway
+        if replies.backend is not None:
+            _delete(replies.backend, replies.queue)
+
+
+def _delete(backend: "Backend", reply_queue: str) -> None:
+    try:
         backend.delete_queue(reply_queue)
     except errors.AmqError:
         pass  # it goes with the connection anyway
@@ -146,17 +174,21 @@ def serve(
     timeout: consumer_options.RequestTimeout = None,
     on_failure: consumer_options.ServeOnFailure[OnFailure] = OnFailure.REJECT,
     no_declare: consumer_options.NoDeclareQueue = False,
+    no_reconnect: consumer_options.NoReconnect = False,
 ) -> None:
     env = env_of(ctx)
     if not command.strip():
         raise errors.UsageError("--exec needs a command")
     settings = Settings(command, prefetch, count, timeout, on_failure)
-    backend = env.backend()
-    if not no_declare:
-        backend.ensure_queue(queue)
-    sub = backend.consume(queue, prefetch=settings.prefetch)
+
+    def requests(backend: "Backend", _again: bool) -> Consume:
+        if not no_declare:
+            backend.ensure_queue(queue)
+        return Consume(queue, settings.prefetch)
+
+    sub = env.consumer(requests, reconnect=not no_reconnect)
     banner = f" [x] Awaiting RPC requests on '{queue}'. To exit press CTRL+C"
-    tally = run_workers(env, sub, settings, Replier(env, backend, sub, on_failure), banner)
+    tally = run_workers(env, sub, settings, Replier(env, sub, on_failure), banner)
     check_outcome(tally, settings, queue)
 
 
@@ -165,10 +197,8 @@ class Replier:
 
     capture = True
 
-    def __init__(self, env: Environment, backend: "Backend", sub: "Subscription",
-                 on_failure: OnFailure) -> None:
+    def __init__(self, env: Environment, sub: "Resilient", on_failure: OnFailure) -> None:
         self.env = env
-        self.backend = backend
         self.sub = sub
         self.on_failure = on_failure
 
@@ -187,7 +217,12 @@ class Replier:
         request = job.delivery.properties
         reply = Message(job.read_output(), Properties(correlation_id=request.correlation_id),
                         request.reply_to or "")
-        if self.backend.publish("", [reply]).unroutable:
+        sent = self.sub.publish("", [reply])
+        if sent is None:  # the connection was lost meanwhile: the request comes back
+            self.env.say(f"amq: the reply to '{request.reply_to}' was not sent (the "
+                         "connection was lost): the request will be delivered again")
+            return True
+        if sent.unroutable:
             self.env.say(f"amq: the reply to '{request.reply_to}' reached no queue "
                          "(the caller gave up?)")
         self.sub.ack(job.delivery.delivery_tag)

@@ -10,8 +10,10 @@ The plan is here rather than in a module of its own for start-up time (a module 
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import typer
 
@@ -24,6 +26,9 @@ from .parsing import build_properties, parse_headers, parse_properties
 
 if TYPE_CHECKING:
     from .progress import Progress
+
+T = TypeVar("T")
+SEND_BACKOFF_FIRST = 0.1  # seconds before a send's first try to reconnect
 
 SEND_HELP = """Publish a message: to a queue of that name through the default exchange
 (declared first, like the tutorial's send.py), or with -e to an exchange.
@@ -96,6 +101,7 @@ class SendPlan(NamedTuple):
     mandatory: bool  # False with --allow-unroutable
     verbose: bool
     quiet: bool
+    reconnect_timeout: float = 60.0  # --confirm: seconds to retry a lost connection
 
     @property
     def bulk(self) -> bool:
@@ -112,7 +118,8 @@ def plan_send(routing_key: str | None = None, body: str | None = None, *, exchan
               persistent: bool = False, file: str | None = None, lines: bool = False,
               null: bool = False, format: str = "raw", no_declare: bool = False,
               confirm: bool = False, allow_unroutable: bool = False, verbose: bool = False,
-              quiet: bool = False, stdin_isatty: bool = False) -> SendPlan:
+              quiet: bool = False, stdin_isatty: bool = False,
+              reconnect_timeout: float = 60.0) -> SendPlan:
     """``amq send``'s flags as a plan, or the usage error the first bad flag gives."""
     if format not in ("raw", "json"):
         raise errors.UsageError(f"--format must be raw or json, not {format!r}")
@@ -121,9 +128,11 @@ def plan_send(routing_key: str | None = None, body: str | None = None, *, exchan
     json_input = format == "json"
     source = body_source(body, file, stdin_isatty, send_separator(lines, null, json_input),
                          json_input)
+    if not reconnect_timeout >= 0:  # also NaN
+        raise errors.UsageError(f"--reconnect-timeout must be 0 or more, not {reconnect_timeout}")
     props = build_properties(parse_properties(properties), parse_headers(headers), persistent)
     return SendPlan(exchange, routing_key, props, source, not no_declare, confirm,
-                    not allow_unroutable, verbose, quiet)
+                    not allow_unroutable, verbose, quiet, reconnect_timeout)
 
 
 # --- the command: I/O only -----------------------------------------------------------------
@@ -146,13 +155,14 @@ def send(
     allow_unroutable: options.AllowUnroutable = False,
     verbose: options.Verbose = False,
     quiet: options.Quiet = False,
+    reconnect_timeout: options.ReconnectTimeout = 60.0,
 ) -> None:
     env = env_of(ctx)
     plan = plan_send(routing_key, body, exchange=exchange, headers=headers,
                      properties=properties, persistent=persistent, file=file, lines=lines,
                      null=null, format=format, no_declare=no_declare, confirm=confirm,
                      allow_unroutable=allow_unroutable, verbose=verbose, quiet=quiet,
-                     stdin_isatty=env.stdin_isatty)
+                     stdin_isatty=env.stdin_isatty, reconnect_timeout=reconnect_timeout)
     sender = _Sender(env, plan)
     if plan.bulk and not plan.verbose and env.stderr_isatty:  # a bar may show
         from . import progress  # here: the plain path of `amq send` never loads it
@@ -225,6 +235,9 @@ class _Sender:
         self.progress: NoProgress | Progress = NO_PROGRESS
         self.mandatory = plan.mandatory  # --allow-unroutable: False
         self.in_flight = 0  # messages handed to the backend, not yet counted as sent
+        self.reconnect_timeout = plan.reconnect_timeout
+        self.republished = 0  # sent again after a lost connection: possible duplicates
+        self.reconnects = 0
 
     def send(self, records: list[bytes]) -> None:
         if not records:
@@ -240,22 +253,103 @@ class _Sender:
                 else:
                     groups.append((m.exchange, [m]))
             for exchange, batch in groups:
-                self._declare({m.routing_key for m in batch} if exchange == "" else set())
-                self.in_flight = len(batch)
-                self._tally(self.backend.publish(exchange, batch, confirm=self.confirm,
-                                                 sync=False, mandatory=self.mandatory))
+                self._resumable(batch, partial(self._publish_messages, exchange))
             if self.first_key is None and messages:
                 self.first_key = messages[0].routing_key
                 self.first_headers = messages[0].properties.headers
                 self.first_exchange = messages[0].exchange
         else:
-            key = self.routing_key
-            assert key is not None  # plan_send: only JSON records may name their own
-            self._declare({key} if self.exchange == "" else set())
-            self.in_flight = len(records)
-            self._tally(self.backend.publish_bodies(
-                self.exchange, key, self.props, records, confirm=self.confirm,
-                sync=False, mandatory=self.mandatory))
+            self._resumable(records, self._publish_bodies)
+
+    def _publish_messages(self, exchange: str, batch: list[Message]) -> PublishResult:
+        self._declare({m.routing_key for m in batch} if exchange == "" else set())
+        return self.backend.publish(exchange, batch, confirm=self.confirm, sync=False,
+                                    mandatory=self.mandatory)
+
+    def _publish_bodies(self, records: list[bytes]) -> PublishResult:
+        key = self.routing_key
+        assert key is not None  # plan_send: only JSON records may name their own
+        self._declare({key} if self.exchange == "" else set())
+        return self.backend.publish_bodies(self.exchange, key, self.props, records,
+                                           confirm=self.confirm, sync=False,
+                                           mandatory=self.mandatory)
+
+    def _resumable(self, items: list[T], publish: Callable[[list[T]], PublishResult]) -> None:
+        """Publish a batch; with --confirm, a lost connection is reconnected (failing over
+        to the next host) and what the broker had not confirmed is published again. The
+        batch counts as sent once all of it is confirmed, so an interrupted line still
+        names a prefix of the input that is with the broker."""
+        pending = items
+        self.in_flight = len(items)
+        unroutable = 0
+        retry: Retry | None = None
+        while True:
+            try:
+                result = publish(pending)
+            except (errors.ConnectionLost, errors.ConnectionForced) as err:
+                pending = self._after_loss(err, pending)
+                continue
+            unroutable += result.unroutable
+            if not (result.refused and self.reconnects):
+                break
+            # refused after a failover: a quorum queue whose leader was on the node that
+            # went refuses publishes until it has a new one; in time, they are taken
+            if retry is None:
+                retry = self._backoff()
+                self.env.say(f"amq: the broker refused {len(result.refused)} message(s) after "
+                             "the reconnect (a queue without its leader yet?); publishing "
+                             f"them again for up to {self.reconnect_timeout:g} s")
+            delay = retry.next()
+            if delay is None:
+                break  # refused for good: exit 10, as without a reconnect
+            time.sleep(delay)
+            pending = [pending[i] for i in result.refused]
+        self._tally(PublishResult(len(items), unroutable, result.nacked))
+
+    def _backoff(self) -> "Retry":
+        return Retry(self.reconnect_timeout)
+
+    def _after_loss(self, err: errors.AmqError, pending: list[T]) -> list[T]:
+        """What is left to publish of a batch after the connection was lost under it, once
+        reconnected; without --confirm (or with --reconnect-timeout 0), the error."""
+        if not self.confirm or not self.reconnect_timeout:
+            raise errors.SendCutShort(cut_short_line(err, self.total.published, self.confirm)) \
+                from None
+        unconfirmed = getattr(err, "unconfirmed", None)
+        if unconfirmed is not None:  # the publish was under way: resend what is unconfirmed
+            pending = [pending[i] for i in unconfirmed]
+        self._reconnect(err)
+        if unconfirmed is not None:
+            self.republished += len(pending)
+            self.env.say(f"amq: reconnected to {self._where()}; republishing "
+                         f"{len(pending)} message(s) the broker had not confirmed (possible "
+                         f"duplicates; {self.republished} in all)")
+        else:
+            self.env.say(f"amq: reconnected to {self._where()}")
+        return pending
+
+    def _reconnect(self, err: errors.AmqError) -> None:
+        """Connect again, with backoff, for up to --reconnect-timeout seconds."""
+        self.env.say(f"amq: {err}; reconnecting (for up to {self.reconnect_timeout:g} s)")
+        backoff = self._backoff()
+        last = str(err)
+        while True:
+            delay = backoff.next()
+            if delay is None:
+                raise errors.BrokerUnreachable(
+                    f"gave up reconnecting after {self.reconnect_timeout:g} s ({last}): "
+                    + resume_text(self.total.published, self.in_flight, True)) from None
+            time.sleep(delay)
+            try:
+                self.backend.reconnect()
+                break
+            except errors.BrokerUnreachable as failure:
+                last = str(failure)
+        self.declared.clear()  # a queue on a node that went may be gone: declare it again
+        self.reconnects += 1
+
+    def _where(self) -> str:
+        return str(getattr(self.backend, "host", self.backend.display_url))
 
     def _declare(self, queues: set[str]) -> None:
         """Declare default-exchange targets first, as the tutorial's send.py does (not
@@ -275,7 +369,12 @@ class _Sender:
             self.env.say(f"amq: sent {self.total.published}")
 
     def finish(self, quiet: bool) -> None:
-        self._tally(self.backend.flush_publishes(), report=False)
+        try:
+            self._tally(self.backend.flush_publishes(), report=False)
+        except (errors.ConnectionLost, errors.ConnectionForced) as err:
+            if not self.confirm:  # with confirms, every return came before its confirm
+                raise errors.SendCutShort(
+                    cut_short_line(err, self.total.published, False)) from None
         t = self.total
         where = f"exchange '{self.exchange}'" if self.exchange else "the default exchange"
         if t.nacked and self.confirm:  # without confirms RabbitMQ cannot tell: neither do we
@@ -289,6 +388,10 @@ class _Sender:
                 f"312 NO_ROUTE - {t.unroutable} of {t.published} message(s) reached no queue "
                 f"and were dropped: {target}",
                 hint="bind a queue first, or publish to an existing queue")
+        if self.republished:
+            self.env.say(f"amq: every message is confirmed; {self.republished} were "
+                         "published again after a lost connection: the queues may hold "
+                         "duplicates of those")
         if not quiet and self.env.stderr_isatty:
             noun = "message" if t.published == 1 else "messages"
             self.env.say(f"sent {t.published} {noun} to {where} "
@@ -311,15 +414,44 @@ class _Sender:
             raise
 
 
+class Retry:
+    """Waits between tries after a lost connection or a refusal: the reconnect loop's
+    backoff (doubling, jittered, capped) from 0.1 s, since a send's input is waiting,
+    within a time limit (--reconnect-timeout): ``next()`` is None once it has passed."""
+
+    def __init__(self, limit: float) -> None:
+        from ..backends.reconnect import Backoff  # only after a loss
+        self.backoff = Backoff(first=SEND_BACKOFF_FIRST)
+        self.deadline = time.monotonic() + limit
+
+    def next(self) -> float | None:
+        left = self.deadline - time.monotonic()
+        return None if left <= 0 else min(self.backoff.next(), left)
+
+
 def interrupted_line(sent: int, in_flight: int, confirm: bool) -> str:
     """What an interrupted bulk send tells: messages 1..sent are with the broker (and
     confirmed, with --confirm); the batch that was going out may or may not be."""
+    return "amq: interrupted: " + resume_text(sent, in_flight, confirm)
+
+
+def resume_text(sent: int, in_flight: int, confirm: bool) -> str:
     noun = "message" if sent == 1 else "messages"
-    line = (f"amq: interrupted: {sent} {noun} sent"
-            + (" and confirmed by the broker" if confirm else ""))
+    line = f"{sent} {noun} sent" + (" and confirmed by the broker" if confirm else "")
     if in_flight:
         line += f"; the next {in_flight} may have been sent too"
     return line + f" (resume from message {sent + 1})"
+
+
+def cut_short_line(err: errors.AmqError, sent: int, confirm: bool) -> str:
+    """A send without confirms whose connection dropped: how far it got, and that the
+    last messages it wrote may not have reached the broker."""
+    noun = "message" if sent == 1 else "messages"
+    if confirm:  # --reconnect-timeout 0
+        return f"{err}: {sent} {noun} sent and confirmed (resume from message {sent + 1})"
+    return (f"{err}: {sent} {noun} written to the connection, the last of them may be "
+            "lost (nothing confirms them); --confirm makes a send resumable: it reconnects "
+            "and publishes again what the broker did not confirm")
 
 
 def unroutable_target(exchange: str, routing_key: str, headers: dict[str, Any] | None,

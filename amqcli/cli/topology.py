@@ -46,7 +46,8 @@ def declare_queue(
     max_length: Annotated[int | None, typer.Option(
         "--max-length", metavar="N", help="x-max-length.")] = None,
     max_length_bytes: Annotated[int | None, typer.Option(
-        "--max-length-bytes", metavar="N", help="x-max-length-bytes.")] = None,
+        "--max-length-bytes", metavar="N",
+        help="x-max-length-bytes (on a stream: retention, in whole segments).")] = None,
     overflow: Annotated[str | None, typer.Option(
         "--overflow", metavar="MODE",
         help="x-overflow: drop-head, reject-publish or reject-publish-dlx.")] = None,
@@ -59,7 +60,16 @@ def declare_queue(
     max_priority: Annotated[int | None, typer.Option(
         "--max-priority", metavar="N", help="x-max-priority.")] = None,
     queue_type: Annotated[str | None, typer.Option(
-        "--type", metavar="TYPE", help="x-queue-type: classic or quorum.")] = None,
+        "--type", metavar="TYPE",
+        help="x-queue-type: classic, quorum or stream (streams need --durable).")] = None,
+    max_age: Annotated[str | None, typer.Option(
+        "--max-age", metavar="AGE",
+        help="x-max-age (streams): drop whole segments older than this: 7D, 12h, 30m "
+             "(units Y M D h m s).")] = None,
+    max_segment_size_bytes: Annotated[int | None, typer.Option(
+        "--max-segment-size-bytes", metavar="N",
+        help="x-stream-max-segment-size-bytes (streams): the size of the segments that "
+             "retention drops whole (default 500000000).")] = None,
     single_active_consumer: Annotated[bool, typer.Option(
         "--single-active-consumer", "--sac",
         help="x-single-active-consumer: one consumer at a time gets messages; the next "
@@ -77,7 +87,8 @@ def declare_queue(
                  "x-dead-letter-routing-key": dead_letter_routing_key,
                  "x-max-priority": max_priority, "x-queue-type": queue_type,
                  "x-single-active-consumer": True if single_active_consumer else None,
-                 "x-delivery-limit": delivery_limit})
+                 "x-delivery-limit": delivery_limit, "x-max-age": max_age,
+                 "x-stream-max-segment-size-bytes": max_segment_size_bytes})
     ok = env.backend().declare_queue(name, durable=durable, exclusive=exclusive,
                                      auto_delete=auto_delete, passive=passive,
                                      arguments=arguments)

@@ -39,7 +39,7 @@ try:
     )
 except ImportError:  # pragma: no cover - a typer on the click package (0.24)
     import click  # type: ignore[no-redef, import-not-found, unused-ignore]
-    from click.shell_completion import (  # type: ignore[no-redef, import-not-found, unused-ignore]
+    from click.shell_completion import (  # type: ignore[no-redef, import-not-found, unused-ignore, assignment]
         CompletionItem,
         ShellComplete,
         _resolve_context,

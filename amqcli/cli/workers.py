@@ -36,7 +36,8 @@ from .supervisor import Spawner, SupervisedJob
 if TYPE_CHECKING:
     from types import FrameType
 
-    from ..backends.base import Backend, Subscription
+    from ..backends.base import Subscription
+    from ..backends.reconnect import Resilient
 
 FETCH_SLICE = 0.02  # a fetch's wait while commands run: how late an exit may be noticed
 IDLE_SLICE = 0.2  # the longest wait before looking at Ctrl+C again
@@ -366,9 +367,13 @@ class Interrupts:
 
 
 class Workers:
-    """The loop: take deliveries while there is room, start their commands, settle them."""
+    """The loop: take deliveries while there is room, start their commands, settle them.
 
-    def __init__(self, env: Environment, sub: "Subscription", settings: Settings,
+    A command still running when the connection is lost is left to finish (killing a job
+    half-way is worse); its delivery went with the channel, so its result is not
+    acknowledged, and the broker delivers the message again (``Resilient.holds``)."""
+
+    def __init__(self, env: Environment, sub: "Resilient", settings: Settings,
                  handler: Handler, pool: Pool) -> None:
         self.env = env
         self.sub = sub
@@ -380,6 +385,7 @@ class Workers:
         self.last_activity = self.last_keepalive = time.monotonic()
         self.signals_seen = 0
         self.output_closed = False
+        self.generation = sub.generation  # connections lost so far, as last seen
 
     def run(self) -> Tally:
         """Run until --count, --timeout, Ctrl+C or a closed stdout; raises
@@ -401,6 +407,7 @@ class Workers:
     def _step(self, interrupts: Interrupts) -> bool:
         """One turn of the loop; False when it is over."""
         self._settle_ended()
+        self._notice_loss()
         self._react(interrupts)
         room = self._room()
         if interrupts.count or self.output_closed or room == 0:
@@ -455,8 +462,25 @@ class Workers:
                 job.close()
             self.last_activity = time.monotonic()
 
+    def _notice_loss(self) -> None:
+        if self.sub.generation == self.generation:
+            return
+        self.generation = self.sub.generation
+        orphans = [job for job in self.pool.jobs if not self.sub.holds(job.delivery.delivery_tag)]
+        if orphans:
+            self.env.say(f"amq: {len(orphans)} command(s) still running, left to finish: "
+                         "their messages will be delivered again (possibly while they "
+                         "still run), their results not acknowledged")
+
     def _settle(self, job: Job) -> None:
         tag = job.delivery.delivery_tag
+        if not self.sub.holds(tag):
+            self._notice_loss()
+            d = job.delivery
+            self.env.say(f"amq: the command {job.outcome()} for a message from '{d.queue}' "
+                         "after its delivery was lost with the connection: not "
+                         "acknowledged, it will be delivered again")
+            return
         if job.terminated:
             self.sub.nack(tag, requeue=True)
             return
@@ -485,7 +509,7 @@ class Workers:
             self.pool.signal_all(signal.SIGKILL)
 
 
-def run_workers(env: Environment, sub: "Subscription", settings: Settings,
+def run_workers(env: Environment, sub: "Resilient", settings: Settings,
                 handler: Handler, banner: str | None = None) -> Tally:
     """Run the settings' command per delivery of a subscription, then cancel it."""
     pool = Pool(settings.command, base_environment(env, os.environ), env.stdout_fd,
@@ -511,10 +535,10 @@ def check_outcome(tally: Tally, settings: Settings, queue: str) -> None:
             f"the command failed for {tally.failed} of {tally.handled} message(s)")
 
 
-def exec_each(env: Environment, backend: "Backend", queue: str, settings: Settings,
-              priority: int = 0) -> None:
-    """``amq receive QUEUE --exec CMD``."""
-    sub = backend.consume(queue, prefetch=settings.prefetch, priority=priority)
+def exec_each(env: Environment, sub: "Resilient", settings: Settings) -> None:
+    """``amq receive QUEUE --exec CMD``, on a consumer subscribed with the settings'
+    prefetch."""
+    queue = sub.queue
     handler = AckOnExit(env, sub, settings.on_failure)
     banner = (f" [*] Running the command for each message on '{queue}' "
               f"({settings.concurrency} at a time). To exit press CTRL+C")

@@ -66,12 +66,13 @@ def subscribe(
     exchange: options.ShellExchange = None,
     keys: options.Keys = None,
     no_declare: options.NoDeclare = False,
+    no_reconnect: options.NoReconnect = False,
 ) -> None:
     if (queue is None) == (exchange is None):
         raise errors.UsageError("give a QUEUE, or -e EXCHANGE (not both)")
     if keys and exchange is None:
         raise errors.UsageError("-k/--key goes with -e EXCHANGE")
-    source = Source(queue, exchange, tuple(keys or [""]), not no_declare)
+    source = Source(queue, exchange, tuple(keys or [""]), not no_declare, not no_reconnect)
     _session(ctx).subscribe(source)
 
 

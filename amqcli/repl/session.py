@@ -57,7 +57,9 @@ def history_path() -> str:
 def display(url: config.BrokerURL) -> str:
     """The broker as the shell names it: the local store's path, a URL's password masked."""
     if url.scheme == "local" and url.path is not None:
-        return f"local:{url.path}"
+        from urllib.parse import quote
+        return f"local:{url.path}" + (f"?vhost={quote(url.vhost, safe='')}"
+                                      if url.vhost != "/" else "")
     return url.display
 
 

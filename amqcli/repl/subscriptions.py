@@ -21,6 +21,7 @@ from ..config import BrokerURL
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..backends.base import Subscription as Consumer
+    from ..backends.reconnect import Consume, Resilient
 
 PREFETCH = 50
 POLL_SECONDS = 0.2  # how soon a stop request is noticed
@@ -35,6 +36,7 @@ class Source:
     exchange: str | None = None
     keys: tuple[str, ...] = ("",)
     declare: bool = True
+    reconnect: bool = True  # on RabbitMQ, reconnect when the connection drops
 
     @property
     def name(self) -> str:
@@ -88,10 +90,9 @@ class Subscription:
             not self._stop.is_set()
 
     def _run(self) -> None:
-        backend: Backend | None = None
-        consumer: Consumer | None = None
+        consumer: Resilient | None = None
         try:
-            backend, consumer = self._open()
+            consumer = self._open()
         except errors.AmqError as err:
             self.error = err
         except Exception as err:  # noqa: BLE001 - a bug: one line, never a traceback
@@ -108,19 +109,37 @@ class Subscription:
                       f"{type(err).__name__}: {err}")
         finally:
             self._stop.set()
-            _close(backend, consumer)
+            _close(consumer.backend, consumer)
 
-    def _open(self) -> tuple[Backend, Consumer]:
+    def _open(self) -> Resilient:
+        """The consumer, on a connection of its own that is opened again if lost (on
+        RabbitMQ, with heartbeats that notice a dead peer)."""
         from ..backends import open_backend
-        backend = open_backend(self.url)
+        from ..backends.reconnect import Resilient, long_running
+        url = long_running(self.url)
+        backend = open_backend(url)
         try:
-            self.queue = _prepare(backend, self.source)
-            return backend, backend.consume(self.queue, prefetch=PREFETCH)
+            consumer = Resilient(backend, lambda: open_backend(url), self._prepare,
+                                 self._say, reconnect=self.source.reconnect)
         except BaseException:
             _close(backend, None)
             raise
+        self.queue = consumer.queue
+        return consumer
 
-    def _consume(self, consumer: Consumer) -> None:
+    def _prepare(self, backend: Backend, again: bool) -> Consume:
+        from ..backends.reconnect import Consume
+        queue = _prepare(backend, self.source)
+        if again and self.source.exchange is not None:
+            self._say(f"amq: subscribed to '{self.source.exchange}' again through a new "
+                      f"queue '{queue}': messages published while disconnected were not "
+                      "seen")
+        return Consume(queue, PREFETCH)
+
+    def _say(self, text: str) -> None:
+        self.note(f"subscription {self.id} ({self.source.name}): {text.removeprefix('amq: ')}")
+
+    def _consume(self, consumer: Resilient) -> None:
         while not self._stop.is_set():
             for delivery in consumer.fetch(PREFETCH, POLL_SECONDS):
                 if self._stop.is_set():
@@ -128,6 +147,7 @@ class Subscription:
                 self.received += 1
                 self.show(self, delivery)
                 consumer.ack(delivery.delivery_tag)
+            self.queue = consumer.queue  # a new one after a reconnect, with an exchange
 
 
 def _prepare(backend: Backend, source: Source) -> str:

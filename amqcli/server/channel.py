@@ -30,6 +30,7 @@ from ..amqp.names import server_name
 from ..broker.publishing import check_size, parse_expiration
 from . import frames, replyto
 from .dispatch import NOTHING, Consumer, Fed
+from .permissions import Access, Grants
 
 if TYPE_CHECKING:
     from .connection import AMQPConnection
@@ -142,7 +143,7 @@ class ServerChannel:
                 raise errors.UnexpectedFrame(
                     f"expected content header for class 60, got one for class {class_id} "
                     "instead")
-            check_size(size, self.connection.server.broker.max_message_size)
+            check_size(size, self.connection.host.broker.max_message_size)
             content.properties, content.size = props, size
         elif frame.type != frames.FRAME_BODY:
             raise errors.UnexpectedFrame(
@@ -162,7 +163,8 @@ class ServerChannel:
         method, props = content.method, content.properties
         assert props is not None
         parse_expiration(props.expiration)  # 406 for a bad one, before anything is routed
-        if props.user_id is not None and props.user_id != self.connection.user:
+        if props.user_id is not None and props.user_id != self.connection.user and \
+                not self.connection.server.users.impersonates(self.connection.user):
             raise errors.PreconditionFailed(
                 f"user_id property set to '{props.user_id}' but authenticated user was "
                 f"'{self.connection.user}'")
@@ -307,7 +309,7 @@ class ServerChannel:
         consumer = self.consumers.pop(tag, None)
         if consumer is None:
             return
-        self.connection.server.dispatcher.remove(consumer)
+        self.connection.host.dispatcher.remove(consumer)
         if tag in self.engine.consumers:
             self.engine.cancel(tag)
         if self.connection.capability("consumer_cancel_notify"):
@@ -317,7 +319,7 @@ class ServerChannel:
 
     def release(self) -> None:
         """Cancel this channel's consumers and requeue what it held (idempotent)."""
-        dispatcher = self.connection.server.dispatcher
+        dispatcher = self.connection.host.dispatcher
         for consumer in self.consumers.values():
             dispatcher.remove(consumer)
         self.consumers.clear()
@@ -340,7 +342,13 @@ class ServerChannel:
             self.engine.flush()
         return full
 
-    # --- names ------------------------------------------------------------------------
+    # --- names and permissions --------------------------------------------------------
+
+    @property
+    def grants(self) -> Grants:
+        grants = self.connection.grants
+        assert grants is not None  # set by connection.open, before any channel opens
+        return grants
 
     def queue_name(self, name: str) -> str:
         """``""`` is the queue last declared on this channel (RabbitMQ's shortcut)."""
@@ -370,6 +378,12 @@ def channel_close(ch: ServerChannel, m: C.Channel.Close) -> None:
 
 
 def exchange_declare(ch: ServerChannel, m: C.Exchange.Declare) -> None:
+    if not m.passive:
+        ch.grants.check(Access.CONFIGURE, "exchange", m.exchange)
+        alternate = (m.arguments or {}).get("alternate-exchange")
+        if isinstance(alternate, str):
+            ch.grants.check(Access.READ, "exchange", m.exchange)
+            ch.grants.check(Access.WRITE, "exchange", alternate)
     ch.connection.engine.declare_exchange(
         m.exchange, m.exchange_type, durable=m.durable, auto_delete=m.auto_delete,
         internal=m.internal, passive=m.passive, arguments=m.arguments)
@@ -378,12 +392,20 @@ def exchange_declare(ch: ServerChannel, m: C.Exchange.Declare) -> None:
 
 
 def exchange_delete(ch: ServerChannel, m: C.Exchange.Delete) -> None:
+    ch.grants.check(Access.CONFIGURE, "exchange", m.exchange)
     ch.connection.engine.delete_exchange(m.exchange, if_unused=m.if_unused)
     if not m.nowait:
         ch.send(C.Exchange.DeleteOk())
 
 
+def _binding(ch: ServerChannel, source: str, kind: str, destination: str) -> None:
+    """Binding and unbinding need write on the destination, then read on the source."""
+    ch.grants.check(Access.WRITE, kind, destination)
+    ch.grants.check(Access.READ, "exchange", source)
+
+
 def exchange_bind(ch: ServerChannel, m: C.Exchange.Bind) -> None:
+    _binding(ch, m.source, "exchange", m.destination)
     ch.connection.engine.bind(m.source, m.destination, m.routing_key, m.arguments,
                               DestinationType.EXCHANGE)
     if not m.nowait:
@@ -391,6 +413,7 @@ def exchange_bind(ch: ServerChannel, m: C.Exchange.Bind) -> None:
 
 
 def exchange_unbind(ch: ServerChannel, m: C.Exchange.Unbind) -> None:
+    _binding(ch, m.source, "exchange", m.destination)
     ch.connection.engine.unbind(m.source, m.destination, m.routing_key, m.arguments,
                                 DestinationType.EXCHANGE)
     if not m.nowait:
@@ -403,6 +426,15 @@ def queue_declare(ch: ServerChannel, m: C.Queue.Declare) -> None:
         if not m.nowait:
             ch.send(frames.build(C.Queue.DeclareOk, name, 0, 0))
         return
+    if not m.passive:
+        # A server-named queue is checked under a name of the same form (its random part
+        # cannot matter to an expression), as RabbitMQ checks the name it generated.
+        checked = name or server_name("amq.gen-")
+        ch.grants.check(Access.CONFIGURE, "queue", checked)
+        dlx = (m.arguments or {}).get("x-dead-letter-exchange")
+        if isinstance(dlx, str):
+            ch.grants.check(Access.READ, "queue", checked)
+            ch.grants.check(Access.WRITE, "exchange", dlx)
     ok = ch.connection.engine.declare_queue(
         name, durable=m.durable, exclusive=m.exclusive, auto_delete=m.auto_delete,
         passive=m.passive, arguments=m.arguments)
@@ -413,27 +445,34 @@ def queue_declare(ch: ServerChannel, m: C.Queue.Declare) -> None:
 
 
 def queue_bind(ch: ServerChannel, m: C.Queue.Bind) -> None:
-    ch.connection.engine.bind(m.exchange, ch.queue_name(m.queue), m.routing_key, m.arguments)
+    queue = ch.queue_name(m.queue)
+    _binding(ch, m.exchange, "queue", queue)
+    ch.connection.engine.bind(m.exchange, queue, m.routing_key, m.arguments)
     if not m.nowait:
         ch.send(C.Queue.BindOk())
 
 
 def queue_unbind(ch: ServerChannel, m: C.Queue.Unbind) -> None:
-    ch.connection.engine.unbind(m.exchange, ch.queue_name(m.queue), m.routing_key,
-                                m.arguments)
+    queue = ch.queue_name(m.queue)
+    _binding(ch, m.exchange, "queue", queue)
+    ch.connection.engine.unbind(m.exchange, queue, m.routing_key, m.arguments)
     ch.send(C.Queue.UnbindOk())
 
 
 def queue_purge(ch: ServerChannel, m: C.Queue.Purge) -> None:
-    count = ch.connection.engine.purge_queue(ch.queue_name(m.queue))
+    queue = ch.queue_name(m.queue)
+    ch.grants.check(Access.READ, "queue", queue)
+    count = ch.connection.engine.purge_queue(queue)
     if not m.nowait:
         ch.send(C.Queue.PurgeOk(count))
 
 
 def queue_delete(ch: ServerChannel, m: C.Queue.Delete) -> None:
-    count = ch.connection.engine.delete_queue(ch.queue_name(m.queue), if_unused=m.if_unused,
+    queue = ch.queue_name(m.queue)
+    ch.grants.check(Access.CONFIGURE, "queue", queue)
+    count = ch.connection.engine.delete_queue(queue, if_unused=m.if_unused,
                                               if_empty=m.if_empty)
-    ch.connection.server.dispatcher.wake()  # its consumers, here or elsewhere, are cancelled
+    ch.connection.host.dispatcher.wake()  # its consumers, here or elsewhere, are cancelled
     if not m.nowait:
         ch.send(C.Queue.DeleteOk(count))
 
@@ -443,7 +482,7 @@ def basic_qos(ch: ServerChannel, m: C.Basic.Qos) -> None:
         raise errors.AMQPNotImplemented(f"prefetch_size!=0 ({m.prefetch_size})")
     ch.engine.qos(m.prefetch_count, m.global_)
     ch.send(C.Basic.QosOk())
-    ch.connection.server.dispatcher.wake()
+    ch.connection.host.dispatcher.wake()
 
 
 def basic_consume(ch: ServerChannel, m: C.Basic.Consume) -> None:
@@ -451,18 +490,20 @@ def basic_consume(ch: ServerChannel, m: C.Basic.Consume) -> None:
     if queue == replyto.PSEUDO_QUEUE:
         _consume_replies(ch, m)
         return
+    ch.grants.check(Access.READ, "queue", queue)
     priority = (m.arguments or {}).get("x-priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise errors.PreconditionFailed(
             f"invalid arg 'x-priority' for queue '{queue}' in vhost '/': "
             f"{{unacceptable_type,{type(priority).__name__}}}")
     tag = ch.engine.consume(queue, m.consumer_tag, no_ack=m.no_ack, exclusive=m.exclusive,
-                            priority=priority, bell=ch.connection.server.dispatcher.bell.name)
+                            priority=priority, bell=ch.connection.host.dispatcher.bell.name,
+                            arguments=m.arguments)
     if not m.nowait:
         ch.send(frames.build(C.Basic.ConsumeOk, tag))
     consumer = ch.consumers[tag] = Consumer(ch, tag, queue, priority,
                                             ch.engine.consumers[tag].id)
-    ch.connection.server.dispatcher.add(consumer)
+    ch.connection.host.dispatcher.add(consumer)
 
 
 def _consume_replies(ch: ServerChannel, m: C.Basic.Consume) -> None:
@@ -483,7 +524,7 @@ def basic_cancel(ch: ServerChannel, m: C.Basic.Cancel) -> None:
         ch.reply_to = None
     consumer = ch.consumers.pop(tag, None)
     if consumer is not None:
-        ch.connection.server.dispatcher.remove(consumer)
+        ch.connection.host.dispatcher.remove(consumer)
         ch.engine.cancel(tag)
     if not m.nowait:
         ch.send(frames.build(C.Basic.CancelOk, m.consumer_tag))
@@ -492,11 +533,16 @@ def basic_cancel(ch: ServerChannel, m: C.Basic.Cancel) -> None:
 def basic_publish(ch: ServerChannel, m: C.Basic.Publish) -> None:
     if m.immediate:
         raise errors.AMQPNotImplemented("immediate=true")
+    ch.grants.check(Access.WRITE, "exchange", m.exchange)
+    if ch.connection.server.alarm.on:
+        ch.connection.published_blocked = True  # read no further once this turn is done
     ch.content = _Content(m)
 
 
 def basic_get(ch: ServerChannel, m: C.Basic.Get) -> None:
-    delivery, left = ch.engine.get(ch.queue_name(m.queue), no_ack=m.no_ack)
+    queue = ch.queue_name(m.queue)
+    ch.grants.check(Access.READ, "queue", queue)
+    delivery, left = ch.engine.get(queue, no_ack=m.no_ack)
     if delivery is None:
         ch.send(C.Basic.GetEmpty())
         return
@@ -517,7 +563,7 @@ def _settle(ch: ServerChannel, kind: str, tag: int, multiple: bool, requeue: boo
         ch.connection.acked.add(ch)
     else:
         ch.engine.nack(tag, multiple, requeue)
-        ch.connection.server.dispatcher.wake()
+        ch.connection.host.dispatcher.wake()
 
 
 def _tx_settle(ch: ServerChannel, tx: _Tx, kind: str, tag: int, multiple: bool,
@@ -548,7 +594,7 @@ def basic_reject(ch: ServerChannel, m: C.Basic.Reject) -> None:
 
 def basic_recover(ch: ServerChannel, m: C.Basic.Recover) -> None:
     ch.engine.recover(m.requeue)
-    ch.connection.server.dispatcher.wake()
+    ch.connection.host.dispatcher.wake()
     if isinstance(m, C.Basic.Recover):
         ch.send(C.Basic.RecoverOk())
 
@@ -583,7 +629,7 @@ def tx_commit(ch: ServerChannel, m: C.Tx.Commit) -> None:
                 ch.engine.ack(tag)
             else:
                 ch.engine.nack(tag, False, requeue)
-    ch.connection.server.dispatcher.wake()
+    ch.connection.host.dispatcher.wake()
     ch.send(C.Tx.CommitOk())
 
 

@@ -33,8 +33,9 @@ from pamqp import commands as C
 
 from .. import errors
 from ..amqp.model import PublishOutcome
-from . import auth, frames, replyto
+from . import alarm, auth, frames, replyto
 from .channel import Pending, ServerChannel
+from .permissions import Grants
 
 if TYPE_CHECKING:
     from ..broker.engine import Connection as EngineConnection
@@ -67,6 +68,7 @@ class State(enum.IntEnum):
 class AMQPConnection(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.host = server.hosts.default  # the vhost served, from connection.open on
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -74,6 +76,10 @@ class AMQPConnection(asyncio.Protocol):
         self.peer = "?"
         self.name = "?"
         self.user = ""
+        self.grants: Grants | None = None  # what the user may do, from connection.open on
+        self.refusing = False  # a refused login waits out its delay: input is dropped
+        self.told_blocked = False  # sent connection.blocked (the disk alarm)
+        self.published_blocked = False  # published during the alarm: not read until it ends
         self.client_properties: dict[str, Any] = {}
         self.frame_max = frames.FRAME_MAX
         self.channel_max = CHANNEL_MAX
@@ -119,6 +125,7 @@ class AMQPConnection(asyncio.Protocol):
             timer.cancel()
         self.release()
         self.server.connections.discard(self)
+        self.host.connections.discard(self)
         log.info("closed AMQP connection %s", self.name)
 
     def pause_writing(self) -> None:
@@ -126,11 +133,11 @@ class AMQPConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self.server.dispatcher.wake()
+        self.host.dispatcher.wake()
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
-        if self.state == State.CLOSED:
+        if self.state == State.CLOSED or self.refusing:
             return
         buffer = self.buffer
         buffer += data
@@ -138,9 +145,9 @@ class AMQPConnection(asyncio.Protocol):
             return
         found, used, error = frames.read_frames(buffer, self.frame_max)
         del buffer[:used]
-        if found and self.state >= State.OPENING:
+        if found and self.state >= State.OPENING and not frames.only_acks(found):
             try:
-                self.server.turn.begin(self)
+                self.host.turn.begin(self)
             except Exception as err:  # noqa: BLE001 - the store is unusable
                 self.internal_error(err)
                 return
@@ -155,6 +162,9 @@ class AMQPConnection(asyncio.Protocol):
                 self.flush_acks()
             except Exception as err:  # noqa: BLE001 - the store failed, not the client
                 self.internal_error(err)
+            if self.published_blocked and self.transport is not None:
+                self.server.alarm.held.add(self)
+                self.transport.pause_reading()
         if error is not None and self.state < State.CLOSING:
             self.fail(None, error, (0, 0))
 
@@ -211,7 +221,7 @@ class AMQPConnection(asyncio.Protocol):
         """A bug, or the store failing: 541 INTERNAL_ERROR, the connection closes (and
         the turn's transaction is rolled back: see ``turn``)."""
         log.error("internal error on AMQP connection %s", self.name, exc_info=err)
-        self.server.turn.fail(err)
+        self.host.turn.fail(err)
         self.fail(None, errors.InternalError(f"{type(err).__name__}: {err}"))
 
     def abandon(self) -> None:
@@ -288,23 +298,32 @@ class AMQPConnection(asyncio.Protocol):
         try:
             self.user = self.server.users.check(m.mechanism, m.response, self.peer)
         except auth.LoginRefused as why:
-            log.warning("closing %s: %s login refused: %s", self.name, m.mechanism, why)
-            if m.mechanism not in auth.MECHANISMS or \
-                    not self.capability("authentication_failure_close"):
-                self._close_transport()
-                return
-            self.fail(None, errors.LoginRefused(
-                f"Login was refused using authentication mechanism {m.mechanism}. "
-                "For details see the broker logfile."), (0, 0))
+            left_out = self.server.failed_logins.note(self.peer)
+            if left_out is not None:
+                log.warning("closing %s: %s login refused: %s%s", self.name, m.mechanism,
+                            why, f" ({left_out} more refused from {self.peer} since the "
+                            "last line)" if left_out else "")
+            self.refusing = True  # answered after a delay, to slow password guessing
+            self._later(self.server.login_failure_delay, lambda: self._refuse(m.mechanism))
             return
         self.state = State.TUNE
         self.write(frames.method_frame(
-            C.Connection.Tune(CHANNEL_MAX, frames.FRAME_MAX, HEARTBEAT), 0))
+            C.Connection.Tune(self.server.max_channels, frames.FRAME_MAX, HEARTBEAT), 0))
+
+    def _refuse(self, mechanism: str) -> None:
+        self.refusing = False
+        if mechanism not in auth.MECHANISMS or \
+                not self.capability("authentication_failure_close"):
+            self._close_transport()
+            return
+        self.fail(None, errors.LoginRefused(
+            f"Login was refused using authentication mechanism {mechanism}. "
+            "For details see the broker logfile."), (0, 0))
 
     def _tune_ok(self, m: C.Connection.TuneOk) -> None:
         for field, low, high, value in (
                 ("frame_max", frames.FRAME_MIN_SIZE, frames.FRAME_MAX, m.frame_max),
-                ("channel_max", 1, CHANNEL_MAX, m.channel_max)):
+                ("channel_max", 1, self.server.max_channels, m.channel_max)):
             if value and value < low:
                 raise errors.NotAllowed(f"negotiated {field} = {value} is lower than the "
                                         f"minimum allowed value ({low})")
@@ -318,15 +337,39 @@ class AMQPConnection(asyncio.Protocol):
             self._later(self.heartbeat / 2, self._heartbeat)
 
     def _open(self, m: C.Connection.Open) -> None:
-        if m.virtual_host != "/":
-            raise errors.NotAllowed(f"vhost {m.virtual_host} not found")
+        vhost = m.virtual_host
+        host = self.server.hosts.get(vhost)  # 530 "vhost x not found" if there is none
+        permission = self.server.users.permission(self.user, vhost)
+        if permission is None:
+            raise errors.NotAllowed(f"access to vhost '{vhost}' refused for user "
+                                    f"'{self.user}'")
+        most = self.server.max_connections
+        if most is not None and sum(c.state == State.OPEN for c in self.server.connections) \
+                >= most:
+            raise errors.NotAllowed(f"access to vhost '{vhost}' refused for user "
+                                    f"'{self.user}': connection limit ({most}) is reached")
+        self.grants = Grants(self.user, permission, vhost)
+        if host is not self.host:
+            self.host = host
+            host.turn.begin(self)  # what follows in this read joins that vhost's turn
+        host.connections.add(self)
         # The server sweeps for dead connections on its own schedule, not per login.
-        self._engine = self.server.broker.connect(f"amqp {self.name} user {self.user}",
-                                                 sweep=False)
+        self._engine = host.broker.connect(f"amqp {self.name} user {self.user}", sweep=False)
         self.state = State.OPEN
         self.write(frames.method_frame(frames.build(C.Connection.OpenOk, ""), 0))
-        log.info("connection %s: user '%s' authenticated and granted access to vhost '/'",
-                 self.name, self.user)
+        if self.server.alarm.on:
+            self.alarm_changed(True)
+        log.info("connection %s: user '%s' authenticated and granted access to vhost '%s'",
+                 self.name, self.user, vhost)
+
+    def forced(self, text: str) -> None:
+        """Close the connection with 320 CONNECTION_FORCED and ``text`` (its vhost was
+        deleted)."""
+        if self.state == State.OPEN:
+            self.flush()
+            self.close(320, text)
+        else:
+            self._close_transport()
 
     def _handshake_timeout(self) -> None:
         if self.state < State.OPEN:
@@ -374,7 +417,7 @@ class AMQPConnection(asyncio.Protocol):
                 self.fail(channel, err, PUBLISH_IDS)
                 continue
             channel.routed(run, outcomes)
-        self.server.dispatcher.wake()
+        self.host.dispatcher.wake()
 
     def _publish(self, exchange: str, run: list[Pending]) -> list[PublishOutcome]:
         """One engine call for a run; direct reply-to messages bypass the engine."""
@@ -394,11 +437,23 @@ class AMQPConnection(asyncio.Protocol):
         return [next(routed) if o is None else o for o in outcomes]
 
     def flush_acks(self) -> None:
-        if self.acked:
-            room = [channel.flush_acks() for channel in self.acked]
-            self.acked.clear()
-            if any(room):
-                self.server.dispatcher.wake()  # consumers that were full have room again
+        """After a read: its acks go to the store with the turn (``Turn.defer_acks``), at
+        once where a consumer was full (room for it is news for the dispatch)."""
+        if not self.acked:
+            return
+        turn = self.host.turn
+        if any(channel.full for channel in self.acked):
+            turn.begin(self)
+            self.write_acks()
+        else:
+            turn.defer_acks(self)
+
+    def write_acks(self) -> None:
+        """Write this connection's lazy acks, inside the turn's transaction."""
+        room = [channel.flush_acks() for channel in self.acked]
+        self.acked.clear()
+        if any(room):
+            self.host.dispatcher.wake()  # consumers that were full have room again
 
     # --- errors and closing -----------------------------------------------------------
 
@@ -408,6 +463,7 @@ class AMQPConnection(asyncio.Protocol):
         ``connection.close`` (before connection.open: the socket just closes)."""
         if self.state >= State.CLOSING:
             return
+        err.in_vhost(self.host.name)
         self.flush()  # what was published before the error stands
         if ids is None:
             m = self.context
@@ -439,7 +495,7 @@ class AMQPConnection(asyncio.Protocol):
                 self.channels.get(channel.number) is not channel:
             return
         try:
-            self.server.turn.begin(self)
+            self.host.turn.begin(self)
         except Exception as err:  # noqa: BLE001 - the store is unusable
             self.internal_error(err)
             return
@@ -471,7 +527,7 @@ class AMQPConnection(asyncio.Protocol):
                 self._engine.close()
             except errors.AmqError:
                 log.exception("releasing AMQP connection %s", self.name)
-        self.server.dispatcher.wake()
+        self.host.dispatcher.wake()
 
     def shutdown(self) -> None:
         """The server is stopping: tell the client, as RabbitMQ does."""
@@ -487,13 +543,13 @@ class AMQPConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Send, or hold until the turn's transaction commits (see ``turn``)."""
         self.wrote = True
-        if not self.server.turn.hold(self, data):
+        if not self.host.turn.hold(self, data):
             self.send_held(data)
 
     def write_parts(self, parts: list[frames.Part], large: bool) -> None:
         """``write`` for output in pieces (``large``: with views of large bodies)."""
         self.wrote = True
-        if not self.server.turn.hold_parts(self, parts, large):
+        if not self.host.turn.hold_parts(self, parts, large):
             self.send_parts(parts)
 
     def send_held(self, data: bytes) -> None:
@@ -521,7 +577,7 @@ class AMQPConnection(asyncio.Protocol):
 
     def _close_transport(self) -> None:
         self.state = max(self.state, State.CLOSING)
-        if self in self.server.turn.held:
+        if self in self.host.turn.held:
             self._close_after_send = True  # once what this turn said has been sent
         elif self.transport is not None:
             self.transport.close()
@@ -530,9 +586,28 @@ class AMQPConnection(asyncio.Protocol):
         self._timers = [t for t in self._timers if not t.cancelled()]
         self._timers.append(self.loop.call_later(delay, callback))
 
+    def alarm_changed(self, on: bool) -> None:
+        """The disk alarm went on or off (``alarm``)."""
+        if self.state != State.OPEN:
+            return
+        if on and self.capability("connection.blocked"):
+            self.told_blocked = True
+            self.write(frames.method_frame(C.Connection.Blocked(alarm.REASON), 0))
+        elif not on:
+            if self.told_blocked:
+                self.told_blocked = False
+                self.write(frames.method_frame(C.Connection.Unblocked(), 0))
+            if self.published_blocked:
+                self.published_blocked = False
+                self.last_read = self.loop.time()  # not read meanwhile: no missed heartbeat
+                if self.transport is not None:
+                    self.transport.resume_reading()
+
     def _heartbeat(self) -> None:
         if self.state == State.CLOSED:
             return
+        if self.published_blocked:
+            self.last_read = self.loop.time()  # held by the alarm, not silent
         if self.loop.time() - self.last_read > 2 * self.heartbeat:
             log.warning("closing %s: missed heartbeats from client, timeout: %ds", self.name,
                         self.heartbeat)

@@ -15,8 +15,9 @@ and ``PASS_BYTES`` of bodies (or one message), then yields to the sockets: what 
 hands out waits in memory for the commit, and a connection whose socket is behind is
 skipped, so large messages never pile up.
 
-Commits by this server wake a pass directly. Commits by other processes that hand
-messages to this server's consumers (``amq send``) ring the server's doorbell
+Commits by this server wake a pass directly (they do not ring its own doorbell: a
+pass more, in a transaction of its own, per message). Commits by other processes that
+hand messages to this server's consumers (``amq send``) ring the server's doorbell
 (``broker/doorbell.py``), which the event loop watches: no polling. The store's timers
 (TTL, x-expires, dead processes) run here when this server is the store's sweeper.
 """
@@ -95,6 +96,7 @@ class Dispatcher:
         turn.on_pass = self._pass
         self.queues: dict[str, list[Consumer]] = {}
         self.bell = broker.new_bell()  # rung when other processes hand us messages
+        self.store.quiet.add(self.bell.name)  # our own commits: see ``_tick``
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -129,7 +131,7 @@ class Dispatcher:
         if not names:
             return
         ready = self._ready(names)
-        handed = self.broker.handed(self.bell.name)
+        handed: set[int] | None = None  # read when a queue without ready messages needs it
         budget = Budget()
         for name in names:
             consumers = self.queues.get(name)
@@ -139,7 +141,12 @@ class Dispatcher:
                 for consumer in list(consumers):
                     consumer.feeder.queue_gone(consumer.tag)
                 continue
-            wanted = consumers if ready[name] else [c for c in consumers if c.rid in handed]
+            if ready[name]:
+                wanted = consumers
+            else:
+                if handed is None:
+                    handed = self.broker.handed(self.bell.name)
+                wanted = [c for c in consumers if c.rid in handed]
             if wanted:
                 self._feed(consumers, wanted, budget)
                 if budget.spent:
@@ -195,7 +202,10 @@ class Dispatcher:
             if self.store.gone_rung:
                 self.broker.sweep()
             had = self.broker.sweeper
-            left = self.broker.timers()  # may requeue, expire or dead-letter: rings us
+            left = self.broker.timers()  # may requeue, expire or dead-letter
+            if self.store.quiet_rung:  # for our consumers (a turn's own commit wakes its pass)
+                self.store.quiet_rung = False
+                self.wake()
             if self.broker.sweeper is not None and had is None and \
                     self.broker.sweeper.fileno() >= 0:
                 self._loop.add_reader(self.broker.sweeper.fileno(), self._sweeper_rung)

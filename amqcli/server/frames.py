@@ -24,6 +24,7 @@ from pamqp import base, commands, encode, header
 
 from .. import errors
 from ..amqp.model import Properties
+from ..amqp.streams import OFFSET_HEADER
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
@@ -37,6 +38,7 @@ _INDEX = struct.Struct(">I")
 _CONTENT_HEAD = struct.Struct(">HHQ")
 _LONG = struct.Struct(">I")
 _LONGLONG = struct.Struct(">Q")
+_LONGLONG_SIGNED = struct.Struct(">q")  # a stream's x-stream-offset header: a long, as RabbitMQ
 _FLAGS = struct.Struct(">H")
 _KNOWN_TYPES = frozenset((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT))
 _PUBLISH_BYTES = _INDEX.pack(commands.Basic.Publish.index)
@@ -88,6 +90,18 @@ def read_frames(buffer: bytearray,
         frames.append(Frame(kind, channel, payload))
         pos = stop + 1
     return frames, pos, None
+
+
+def only_acks(found: list[Frame]) -> bool:
+    """Whether these frames are all ``basic.ack`` methods (or heartbeats): nothing that
+    needs the store before the acks are written (``turn.Turn.defer_acks``)."""
+    for frame in found:
+        if frame.type == FRAME_METHOD:
+            if frame.payload[:4] != _ACK_BYTES:
+                return False
+        elif frame.type != FRAME_HEARTBEAT:
+            return False
+    return True
 
 
 # --- decoding -------------------------------------------------------------------------
@@ -190,7 +204,9 @@ def encode_value(value: Any) -> bytes:
 def encode_table(table: dict[str, Any] | None) -> bytes:
     if not table:
         return b"\0\0\0\0"
-    data = b"".join(encode.short_string(str(k)) + encode_value(v) for k, v in table.items())
+    data = b"".join(encode.short_string(str(k)) + (
+        b"l" + _LONGLONG_SIGNED.pack(v) if k == OFFSET_HEADER and type(v) is int
+        else encode_value(v)) for k, v in table.items())
     return _LONG.pack(len(data)) + data
 
 

@@ -8,6 +8,12 @@ callback runs the delivery pass if one was asked for, commits, and only then wri
 the turn produced to the sockets, so that no client hears of a publish, an ack or a
 delivery the store might still lose (a confirm is sent after the commit, never before).
 
+Acknowledgements need no reply, so a read that holds nothing but ``basic.ack`` frames opens
+no turn: its acks wait (``defer_acks``) for the next turn that commits anyway, a publish's
+as a rule, or at most ``ACKS_WITHIN`` seconds (a turn of their own). One commit less per
+message for a consumer that acks each one; a crash meanwhile redelivers them, never loses
+them. A channel whose consumer was full writes its acks at once (its room is news).
+
 If something other than an AMQP error went wrong in the turn (a bug, a failing store),
 the transaction is rolled back and the connections that took part are dropped: their
 in-memory state no longer matches the store, and dropping them requeues what they held.
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("amq.server")
 
+ACKS_WITHIN = 0.005  # seconds that deferred acks wait for a turn, at most
+
 
 class Turn:
     def __init__(self, store: Store) -> None:
@@ -42,6 +50,8 @@ class Turn:
         self.held: dict[AMQPConnection, list[Part]] = {}
         self.large: set[AMQPConnection] = set()  # held output with large bodies in it
         self.involved: set[AMQPConnection] = set()
+        self._acks: set[AMQPConnection] = set()  # connections with deferred acks
+        self._acks_timer: asyncio.TimerHandle | None = None
         self._closed = False
 
     @property
@@ -55,6 +65,29 @@ class Turn:
         if self._open is None and not self._closed:
             self._begin()
             self._schedule()
+            self._write_acks()  # what this turn does sees them
+
+    def defer_acks(self, conn: AMQPConnection) -> None:
+        """``conn`` has acks to write: in this turn if one is open, else in the next one,
+        within ``ACKS_WITHIN`` seconds."""
+        self._acks.add(conn)
+        if self._open is None and self._acks_timer is None and not self._closed:
+            self._acks_timer = asyncio.get_running_loop().call_later(
+                ACKS_WITHIN, self._acks_due)
+
+    def _acks_due(self) -> None:
+        self._acks_timer = None
+        if self._acks:
+            self.begin()
+
+    def _write_acks(self) -> None:
+        while self._acks and self._open is not None:
+            conn = self._acks.pop()
+            self.involved.add(conn)
+            try:
+                conn.write_acks()
+            except Exception as err:  # noqa: BLE001 - the store failed: roll the turn back
+                self.fail(err)
 
     def want_pass(self) -> None:
         """Ask for a delivery pass at the end of this turn (or of the next one)."""
@@ -86,8 +119,15 @@ class Turn:
     # --- the end of a turn ------------------------------------------------------------
 
     def close(self) -> None:
-        """The server is stopping: end the open turn now, start no other."""
+        """The server is stopping: end the open turn now (with the acks still deferred),
+        start no other."""
         self._pass_wanted = False
+        if self._acks_timer is not None:
+            self._acks_timer.cancel()
+            self._acks_timer = None
+        if self._acks and self._open is None:
+            self._begin()
+        self._write_acks()
         self._commit()
         self._closed = True
 
@@ -105,6 +145,7 @@ class Turn:
         self._scheduled = False
         if self._closed:
             return
+        self._write_acks()
         if self._pass_wanted:
             self._pass_wanted = False
             if self._open is None:

@@ -35,7 +35,6 @@ from amqcli.config import parse_url
 class Caps:
     """What one broker can do that the other cannot, deliberately (README)."""
 
-    streams: bool  # x-queue-type=stream (the local broker refuses it: 406)
     management: bool  # listing and route work (RabbitMQ: through its management API)
     bytes_routing_keys: bool  # routing keys that are not UTF-8 (RabbitMQ takes any bytes)
     vhost: str  # the vhost error texts name
@@ -51,7 +50,7 @@ def _open(kind: str, store: Path) -> Backend:
 
 def _caps(kind: str, request: pytest.FixtureRequest) -> Caps:
     if kind == "local":
-        return Caps(streams=False, management=True, bytes_routing_keys=False, vhost="/")
+        return Caps(management=True, bytes_routing_keys=False, vhost="/")
     problem = rabbitmq_problem() or management_problem()
     if problem and REQUIRE_RABBITMQ:
         pytest.fail(f"AMQ_TEST_REQUIRE_RABBITMQ is set but {problem}")
@@ -60,7 +59,7 @@ def _caps(kind: str, request: pytest.FixtureRequest) -> Caps:
     if problem and request.node.get_closest_marker("management"):
         pytest.skip(problem)  # a machine without the API: the test cannot say anything
     vhost = urllib.parse.unquote(urllib.parse.urlsplit(rabbitmq_url()).path[1:]) or "/"
-    return Caps(streams=True, management=problem is None, bytes_routing_keys=True,
+    return Caps(management=problem is None, bytes_routing_keys=True,
                 vhost=vhost)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from amqcli import errors
-from amqcli.amqp.model import DestinationType, Message, Properties, PublishResult
+from amqcli.amqp.model import DestinationType, Message, Properties, PublishOutcome, PublishResult
 
 from .conftest import drain, ready
 
@@ -43,6 +43,16 @@ def test_publish_bodies_share_key_and_properties(backend, name, confirm):
     assert {(d.exchange, d.routing_key, d.redelivered) for d in got} == {("", q, False)}
 
 
+def test_bodies_of_repeated_and_mixed_sizes_arrive_whole_and_in_order(backend, name):
+    """RabbitMQ's framing is made once per body size: sizes come back after others, after
+    an empty body and a body of several frames, and each body arrives as it went."""
+    q = name()
+    backend.declare_queue(q)
+    bodies = [b"ab", b"", b"cd", b"e" * 300_000, b"fg", b"h", b"\xff\n", b"", b"ij", b"k"]
+    assert backend.publish_bodies("", q, P, bodies) == PublishResult(len(bodies), 0, 0)
+    assert [d.body for d in drain(backend.consume(q), len(bodies))] == bodies
+
+
 def test_messages_keep_their_properties_and_order(backend, name):
     q = name()
     backend.declare_queue(q)
@@ -75,7 +85,7 @@ def test_a_reject_publish_queue_nacks_a_confirming_publisher(backend, name):
     q = name()
     backend.declare_queue(q, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
     assert backend.publish_bodies("", q, P, [b"1", b"2", b"3"], confirm=True) \
-        == PublishResult(3, 0, 2)
+        == PublishResult(3, 0, 2, refused=(1, 2))
     assert [d.body for d in drain(backend.consume(q))] == [b"1"]
 
 
@@ -133,3 +143,27 @@ def test_route_explains_where_a_message_would_go_without_publishing(backend, nam
     with pytest.raises(errors.NotFound):
         backend.route(name("nox"), "k")
     assert ready(backend, q1) == 0 and ready(backend, q2) == 0  # nothing was published
+
+
+def test_windows_begun_end_in_order_with_each_outcome(backend, name):
+    """``begin_each``/``end_each``: three windows out at once end in order; a return in
+    the second and a nack in the third are told of their own messages, and windows begun
+    after a settled return are clean again."""
+    x, q = name("x"), name()
+    backend.declare_exchange(x, "direct")
+    backend.declare_queue(q, arguments={"x-max-length": 7, "x-overflow": "reject-publish"})
+    backend.bind(x, q, "yes")
+    ok, no = Message(b"1", P, "yes"), Message(b"1", P, "no")
+    routed, returned = PublishOutcome.ROUTED, PublishOutcome.UNROUTABLE
+    backend.begin_each(x, [ok, ok])
+    backend.begin_each(x, [ok, no, ok])
+    backend.begin_each(x, [ok, ok, ok, ok])  # the last past the queue's 7
+    assert backend.end_each() == [routed, routed]
+    assert backend.end_each() == [routed, returned, routed]
+    assert backend.end_each() == [routed, routed, routed, PublishOutcome.REJECTED]
+    backend.purge_queue(q)
+    backend.begin_each(x, [ok])
+    backend.begin_each(x, [ok])
+    assert [backend.end_each(), backend.end_each()] == [[routed], [routed]]
+    assert ready(backend, q) == 2
+    assert backend.publish(x, [ok, no], confirm=True) == PublishResult(2, 1, 0)

@@ -16,10 +16,9 @@ import pytest
 from .servers import (
     RABBITMQ_HOST,
     RABBITMQ_PORT,
-    REQUIRE_RABBITMQ,
     Served,
     Target,
-    rabbitmq_problem,
+    require_rabbitmq,
     start_server,
 )
 
@@ -38,11 +37,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """The same flow against ``amq broker serve`` and against RabbitMQ: both must pass."""
     if request.param == "rabbitmq":
-        problem = rabbitmq_problem()
-        if problem:
-            if REQUIRE_RABBITMQ:
-                pytest.fail(f"AMQ_TEST_REQUIRE_RABBITMQ is set but {problem}")
-            pytest.skip(problem)
+        require_rabbitmq()
         yield Target("rabbitmq", RABBITMQ_HOST, RABBITMQ_PORT)
         return
     server = start_server(str(tmp_path / "amq.db"), tmp_path / "server.log")

@@ -39,6 +39,17 @@ def rabbitmq_problem() -> str | None:
     return _rabbitmq[0]
 
 
+def require_rabbitmq() -> None:
+    """For a test's RabbitMQ side: skip it, saying why, when that RabbitMQ cannot be used
+    (fail when the run requires RabbitMQ)."""
+    import pytest
+    problem = rabbitmq_problem()
+    if problem:
+        if REQUIRE_RABBITMQ:
+            pytest.fail(f"AMQ_TEST_REQUIRE_RABBITMQ is set but {problem}")
+        pytest.skip(problem)
+
+
 @dataclass
 class Served:
     """A running ``amq broker serve``."""

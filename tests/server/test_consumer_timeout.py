@@ -11,8 +11,9 @@ The cases run at once, each on a connection of its own: a consumer that never ac
 ``basic.get`` with manual ack (by the raw client, to see the exact ``channel.close``:
 RabbitMQ times those out too, with no method in the close), a consumer that acks in time,
 one that acks inside an uncommitted transaction (RabbitMQ counts that delivery as
-settled), a no-ack consumer, and one that acks its first delivery in time but not a second
-one (the oldest delivery held is what counts).
+settled), a no-ack consumer, one that acks its first delivery in time but not a second
+one (the oldest delivery held is what counts), and an ``amq receive --exec`` worker whose
+command runs too long (it ends, exit 4, with the broker's text).
 """
 
 from __future__ import annotations
@@ -153,8 +154,22 @@ def get(target: Target, queue: str, channel: int = 3) -> Outcome:
         client.close()
 
 
+def amq_worker(target: Target, queue: str) -> Outcome:
+    """``amq receive --exec`` whose command outlasts the timeout: the broker closes its
+    channel, and amq ends with exit 4 and the broker's text (not waiting forever on a
+    channel that is gone)."""
+    began = time.monotonic()
+    proc = subprocess.run(AMQ_CMD + ["--url", target.url, "receive", queue, "--no-declare",
+                                     "--exec", "sleep 8"],
+                          capture_output=True, timeout=40, check=False)
+    text = proc.stderr.decode(errors="replace")
+    found = TEXT.search(text)
+    return Outcome(began, time.monotonic(), proc.returncode, found.group(0) if found else text)
+
+
 def test_consumer_timeout(timed: Target) -> None:
     cases: dict[str, Callable[[Target, str], Outcome]] = {
+        "amq": amq_worker,
         "late": lambda t, q: consume(t, q),
         "get": get,
         "prompt": lambda t, q: consume(t, q, ack_after=TIMEOUT / 2),
@@ -188,13 +203,16 @@ def test_consumer_timeout(timed: Target) -> None:
         second = out["second"]
         assert second.code == 406 and second.text == expected_text(1), second
         assert second.after >= 1.5 + TIMEOUT - 0.2, second  # timed from the second one
+        worker = out["amq"]  # exit 4, the text, once the timeout passed: not at 8 s
+        assert worker.code == 4 and TEXT.fullmatch(worker.text), worker
+        assert TIMEOUT - 0.2 <= worker.after < 7.5, worker
         for case in ("prompt", "tx", "no-ack"):
             assert out[case].closed is None, (case, out[case])
 
         # What the closed channels held is back, flagged; the rest was acked or taken.
         counts = {case: ch.queue_declare(q, passive=True).method.message_count
                   for case, q in queues.items()}
-        assert counts == {"late": 1, "get": 1, "prompt": 0, "tx": 1, "no-ack": 0,
+        assert counts == {"amq": 1, "late": 1, "get": 1, "prompt": 0, "tx": 1, "no-ack": 0,
                           "second": 1}, counts
         for case, sent in (("late", b"late"), ("get", b"get"), ("second", b"second")):
             method, _props, body = next(ch.consume(queues[case], inactivity_timeout=10))

@@ -27,6 +27,7 @@ class Program:
         env = dict(os.environ, AMQP_URL=target.url, TUTORIAL_SUFFIX=suffix,
                    PYTHONUNBUFFERED="1")
         self.name = script
+        self.target, self.suffix = target, suffix
         self.proc = subprocess.Popen([sys.executable, str(TUTORIALS / script), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=env, cwd=TUTORIALS)
@@ -67,6 +68,20 @@ class Program:
                 got.append(line)
         self.seen += got
         return got
+
+    def wait_consumers(self, queue_name: str, count: int, timeout: float = 20) -> None:
+        """Until the tutorial's queue has ``count`` consumers (a program prints that it
+        waits before its ``basic.consume`` has reached the broker)."""
+        import pika
+        conn = pika.BlockingConnection(self.target.params())
+        try:
+            deadline = time.monotonic() + timeout
+            while conn.channel().queue_declare(queue_name + self.suffix, passive=True,
+                                               durable=True).method.consumer_count < count:
+                assert time.monotonic() < deadline, f"{count} consumers of {queue_name}"
+                time.sleep(0.05)
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -134,7 +149,7 @@ def test_work_queues_fair_dispatch(tutorial) -> None:  # type: ignore[no-untyped
     first.expect("Done")
     second = start("worker.py")
     second.expect("Waiting for messages")
-    time.sleep(0.3)  # its basic.consume is on its way
+    second.wait_consumers("task_queue", 2)  # its basic.consume is on its way
     once("new_task.py", "Slow task..")  # two seconds for whoever takes it
     once("new_task.py", "Task A")
     once("new_task.py", "Task B")

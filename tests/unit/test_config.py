@@ -175,3 +175,77 @@ def test_display_is_masked() -> None:
 
 def test_mask_password_unparsable() -> None:
     assert "secret" not in mask_password("amqp://user:secret@[::1/")
+
+
+# --- several hosts ---------------------------------------------------------------------
+
+def test_multi_host_url_is_one_url_per_host() -> None:
+    b = resolve("amqp://u:secret@h1:5672,h2:5673,h3/vh?heartbeat=5")
+    assert b.hosts == ("amqp://u:secret@h1:5672/vh?heartbeat=5",
+                       "amqp://u:secret@h2:5673/vh?heartbeat=5",
+                       "amqp://u:secret@h3/vh?heartbeat=5")
+    assert not b.shuffle
+    assert b.display == "amqp://u:****@h1:5672,h2:5673,h3/vh?heartbeat=5"
+
+
+def test_single_host_url_is_its_own_host() -> None:
+    assert resolve("amqp://u:p@h:5672/%2F").hosts == ("amqp://u:p@h:5672/%2F",)
+    assert resolve("amqp:///").hosts == ("amqp:///",)  # pika's default host
+
+
+def test_shuffle_is_read_and_kept_from_the_hosts() -> None:
+    b = resolve("amqp://u:p@h1,h2/%2F?shuffle=true&heartbeat=5")
+    assert b.shuffle
+    assert b.hosts == ("amqp://u:p@h1/%2F?heartbeat=5", "amqp://u:p@h2/%2F?heartbeat=5")
+    assert "shuffle=true" in b.display and "p@" not in b.display
+    assert not resolve("amqp://h1,h2/?shuffle=false").shuffle
+
+
+def test_multi_host_tls_and_ipv6() -> None:
+    b = resolve("amqps://u:p@[::1]:5671,h/vh?cacertfile=/ca.pem&verify=verify_none")
+    assert b.scheme == "amqps"
+    assert b.hosts == ("amqps://u:p@[::1]:5671/vh", "amqps://u:p@h/vh")
+    assert b.tls == {"cacertfile": "/ca.pem", "verify": "verify_none"}
+
+
+@pytest.mark.parametrize("url, why", [
+    ("amqp://u:secret@h1,,h2/", "a host is empty"),
+    ("amqp://u:secret@h1,/", "a host is empty"),
+    ("amqp://u:secret@:5672/", "no host"),
+    ("amqp://u:secret@h1:99999/", "port '99999' of h1 is not a number from 1 to 65535"),
+    ("amqp://u:secret@h1:0,h2/", "port '0' of h1"),
+    ("amqp://h1,h2:x/", "port 'x' of h2"),
+    ("amqp://h:/", "no port after 'h:'"),
+    ("amqp://[::1/", "bad host"),
+    ("amqp://h?shuffle=maybe", "shuffle=maybe: use true or false"),
+])
+def test_bad_hosts_are_usage_errors(url: str, why: str) -> None:
+    with pytest.raises(UsageError, match="bad broker URL") as info:
+        resolve(url)
+    assert why in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_profile_urls(monkeypatch, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[brokers.c]\nurls = ["amqp://app@r1/orders", '
+                      '"amqp://app@r2:5673/orders"]\npassword = "pw"\n')
+    monkeypatch.setenv("AMQ_CONFIG", str(config))
+    b = resolve(broker="c")
+    assert b.hosts == ("amqp://app:pw@r1/orders", "amqp://app:pw@r2:5673/orders")
+    assert "pw" not in b.display
+    assert b.profile == "c"
+
+
+@pytest.mark.parametrize("body, why", [
+    ('url = "amqp://r1"\nurls = ["amqp://r2"]', "has url and urls"),
+    ("urls = []", "urls must be a list"),
+    ('urls = "amqp://r1"', "urls must be a list"),
+    ('urls = ["amqp://r1", "amqps://r2"]', "must all be amqp:// or all amqps://"),
+])
+def test_bad_profile_urls(monkeypatch, tmp_path, body: str, why: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[brokers.c]\n{body}\n")
+    monkeypatch.setenv("AMQ_CONFIG", str(config))
+    with pytest.raises(UsageError, match=why):
+        resolve(broker="c")

@@ -161,9 +161,16 @@ ADAPTER_PRIVATES = [
     ("BlockingConnection", "_impl", "live"),
     ("BlockingConnection._impl", "_output_marshaled_frames", "class"),
     ("BlockingConnection._impl", "_body_max_length", "live"),
+    ("BlockingConnection._impl", "server_properties", "live"),
     ("BlockingChannel", "_impl", "live"),
     ("BlockingChannel", "_closing_reason", "live"),
     ("BlockingChannel._impl", "confirm_delivery", "class"),
+    ("BlockingConnection", "_request_channel_dispatch", "class"),
+    ("BlockingConnection._impl", "_on_data_available", "class"),
+    ("BlockingConnection._impl", "_process_frame", "class"),
+    ("BlockingConnection._impl", "_frame_buffer", "live"),
+    ("BlockingConnection._impl", "bytes_received", "live"),
+    ("BlockingConnection._impl", "frames_received", "live"),
 ]
 
 
@@ -204,6 +211,7 @@ def test_the_adapter_state_the_shim_reads_is_on_a_live_connection() -> None:
         assert not lacking(live, "live"), lacking(live, "live")
         assert pika_shim.body_frame_size(connection) == connection._impl.params.frame_max - 8
         assert pika_shim.closing_reason(channel) is None
+        assert pika_shim.server_properties(connection)["product"] in ("RabbitMQ", b"RabbitMQ")
         acks: list[object] = []
         selected: list[object] = []
         pika_shim.select_confirms(channel, acks.append, selected.append)
@@ -215,3 +223,102 @@ def test_the_adapter_state_the_shim_reads_is_on_a_live_connection() -> None:
         assert isinstance(pika_shim.closing_reason(channel), pika.exceptions.ChannelClosed)
     finally:
         connection.close()
+
+
+# --- Deliveries: basic.deliver read in place ----------------------------------------------
+
+class _FakeImpl:
+    """The parts of ``pika.connection.Connection`` that ``Deliveries`` uses."""
+
+    def __init__(self) -> None:
+        self._frame_buffer = b""
+        self.bytes_received = 0
+        self.frames_received = 0
+        self.processed: list[object] = []
+
+    def _process_frame(self, value: object) -> None:
+        self.processed.append(value)
+
+
+class _FakeBlocking:
+    def __init__(self) -> None:
+        self._impl = _FakeImpl()
+        self.dispatch: list[int] = []
+
+    def _request_channel_dispatch(self, number: int) -> None:
+        self.dispatch.append(number)
+
+
+class _FakeChannel:
+    def __init__(self, connection: _FakeBlocking, number: int) -> None:
+        self.connection, self.channel_number = connection, number
+
+
+def _message_frames(channel: int, tag: int, body: bytes, frame_max: int,
+                    props: pika.spec.BasicProperties, redelivered: bool = False) -> bytes:
+    import pika.frame
+    out = [pika.frame.Method(channel, pika.spec.Basic.Deliver(
+        "ctag", tag, redelivered, "ex", "key.\u00e9")).marshal(),
+        pika.frame.Header(channel, len(body), props).marshal()]
+    out += [pika.frame.Body(channel, body[i:i + frame_max]).marshal()
+            for i in range(0, len(body), frame_max)]
+    return b"".join(out)
+
+
+def test_deliveries_are_read_in_place_whatever_the_reads_cut() -> None:
+    """Whole messages come out in order with their bodies, properties and flags, however
+    the socket's reads cut the frames (byte by byte included), bodies over several frames
+    and empty ones too; other channels' frames and heartbeats go to pika, in order; pika's
+    counters see every byte."""
+    import random
+
+    import pika.frame
+    props = pika.spec.BasicProperties(content_type="text/plain", headers={"n": 1.5})
+    bodies = [b"one", b"", b"x" * 10_000, bytes(range(256)) * 3, b"last"]
+    stream = []
+    for i, body in enumerate(bodies, 1):
+        stream.append(_message_frames(3, i, body, 4000, props, redelivered=i == 2))
+        if i == 2:
+            stream.append(pika.frame.Heartbeat().marshal())
+            stream.append(pika.frame.Method(5, pika.spec.Basic.QosOk()).marshal())
+    data = b"".join(stream)
+    for cut in ("whole", "bytes", "random"):
+        blocking = _FakeBlocking()
+        got: list[tuple[object, ...]] = []
+        reader = pika_shim.Deliveries(_FakeChannel(blocking, 3),  # type: ignore[arg-type]
+                                      lambda *m, got=got: got.append(m))
+        reader.install()
+        impl = blocking._impl
+        if cut == "whole":
+            pieces = [data]
+        elif cut == "bytes":
+            pieces = [data[i:i + 1] for i in range(len(data))]
+        else:
+            rng, pieces, i = random.Random(7), [], 0
+            while i < len(data):
+                n = rng.randint(1, 9000)
+                pieces.append(data[i:i + n])
+                i += n
+        for piece in pieces:
+            impl._on_data_available(piece)
+        assert [(m[0], m[1], m[2], m[3], m[5]) for m in got] == [
+            (i, i == 2, "ex", "key.\u00e9", body) for i, body in enumerate(bodies, 1)], cut
+        decoded = pika.spec.BasicProperties()
+        decoded.decode(got[0][4])
+        assert (decoded.content_type, decoded.headers) == ("text/plain", {"n": 1.5})
+        assert [type(f).__name__ for f in impl.processed] == ["Heartbeat", "Method"], cut
+        assert impl.bytes_received == len(data) and impl._frame_buffer == b""
+        assert set(blocking.dispatch) == {-3}
+        reader.remove()
+        impl._on_data_available(_message_frames(3, 9, b"to pika", 4000, props))
+        assert len(got) == len(bodies) and len(impl.processed) == 5  # method, header, body
+
+
+def test_a_bad_frame_end_is_pikas_error() -> None:
+    import pika.exceptions
+    blocking = _FakeBlocking()
+    pika_shim.Deliveries(_FakeChannel(blocking, 1), lambda *m: None).install()  # type: ignore[arg-type]
+    frames = bytearray(_message_frames(1, 1, b"body", 4000, pika.spec.BasicProperties()))
+    frames[-1] = 0
+    with pytest.raises(pika.exceptions.InvalidFrameError):
+        blocking._impl._on_data_available(bytes(frames))

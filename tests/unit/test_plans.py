@@ -99,6 +99,14 @@ def test_plan_send_flags():
         mandatory=False, verbose=True, quiet=True)
 
 
+def test_plan_send_reconnect_timeout():
+    assert plan_send("q", "x").reconnect_timeout == 60
+    assert plan_send("q", "x", confirm=True, reconnect_timeout=0).reconnect_timeout == 0
+    for bad in (-1, float("nan")):
+        with pytest.raises(UsageError, match="--reconnect-timeout must be 0 or more"):
+            plan_send("q", "x", reconnect_timeout=bad)
+
+
 def test_plan_send_json_needs_no_routing_key():
     plan = plan_send(None, format="json")
     assert plan.routing_key is None

@@ -38,7 +38,8 @@ TYPER_PRIVATES = [
 PRIVATE_ATTRIBUTES = {
     "typer": {"_custom_shell_complete", "_resolve_context", "_click", "_completion_classes"},
     "pika": {"_impl", "_flush_output", "_closing_reason", "_output_marshaled_frames",
-             "_body_max_length"},
+             "_body_max_length", "_on_data_available", "_process_frame", "_frame_buffer",
+             "_request_channel_dispatch"},
 }
 
 

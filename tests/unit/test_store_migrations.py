@@ -26,9 +26,10 @@ def make_v1_store(path: Path) -> Path:
     return path
 
 
-def amq(store: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+def amq(store: Path, *args: str, expect: int = 0,
+        stdin: bytes = b"") -> subprocess.CompletedProcess:
     proc = subprocess.run([*AMQ_CMD, "--url", f"local:{store}", *args], capture_output=True,
-                          timeout=60, check=False)
+                          timeout=60, check=False, input=stdin)
     assert proc.returncode == expect, proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
     return proc
@@ -119,3 +120,16 @@ def test_a_new_store_opened_by_many_processes_at_once_opens_for_each(tmp_path):
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err.decode()
+
+
+def test_a_version_1_store_takes_streams_after_migrating(tmp_path):
+    """Version 4 adds the stream tables: a migrated store declares, appends and reads."""
+    store = make_v1_store(tmp_path / "v1.db")
+    amq(store, "declare", "queue", "events", "--type", "stream", "--durable")
+    amq(store, "send", "events", "--lines", stdin=b"a\nb\n")
+    out = amq(store, "receive", "events", "--offset", "first", "--to-end", "-F", "json").stdout
+    assert [(m["body"], m["stream_offset"]) for m in map(json.loads, out.splitlines())] == \
+        [("a", 0), ("b", 1)]
+    db = sqlite3.connect(store)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert {"streams", "stream_segments", "stream_chunks"} <= tables
