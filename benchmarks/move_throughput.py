@@ -11,7 +11,10 @@ confirmed send):
 
 Both sides are whole `amq` processes, wall time; beside it, the CPU seconds the `amq`
 process used (user + system): on a machine loaded by others the wall times swing, while
-amq's own CPU is steadier (RabbitMQ's is not in it). The source is filled with `amq send
+amq's own CPU is steadier. When RabbitMQ runs on this machine (a `beam.smp` process
+readable in /proc), its CPU seconds for each side are printed too, and the ratio the
+machine's cores allow at best: the send's rate against N over (move's amq + RabbitMQ CPU)
+/ cores, what a move that kept every core busy would reach. The source is filled with `amq send
 --lines` (untimed) before each move; afterwards SRC must be empty and DST must hold the N
 messages (passive declares), else the run stops with the command and its stderr. The
 send side is `amq send DST --lines --confirm` into an emptied queue. RabbitMQ queues are
@@ -40,7 +43,7 @@ AMQ = [shutil.which("amq") or sys.executable, *([] if shutil.which("amq") else
                                                ["-m", "amqcli"])]
 
 
-CPU: list[float] = []  # the CPU seconds of the last amq run
+CPU: list[float] = []  # the CPU seconds of the last amq run, then RabbitMQ's in it
 
 
 def children_cpu() -> float:
@@ -48,15 +51,44 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def beam_pid() -> int | None:
+    """RabbitMQ's Erlang VM on this machine, if there is one (the oldest beam.smp)."""
+    for entry in sorted(os.listdir("/proc"), key=lambda e: int(e) if e.isdigit() else 0):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                if argv[0].endswith(b"beam.smp") and b"rabbit" in argv:
+                    return int(entry)
+            except OSError:
+                continue
+    return None
+
+
+BEAM = beam_pid()
+
+
+def beam_cpu() -> float:
+    """RabbitMQ's CPU seconds so far (0 without a local beam.smp)."""
+    if BEAM is None:
+        return 0.0
+    try:
+        with open(f"/proc/{BEAM}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def amq(url: str, *args: str, data: bytes = b"") -> float:
     """Run amq against ``url``; its wall time in seconds (a failure stops the run), and
     its CPU seconds in ``CPU``."""
     env = dict(os.environ, AMQ_URL=url)
-    cpu = children_cpu()
+    cpu, broker = children_cpu(), beam_cpu()
     started = time.perf_counter()
     proc = subprocess.run([*AMQ, *args], input=data, capture_output=True, env=env)
     took = time.perf_counter() - started
-    CPU[:] = [children_cpu() - cpu]
+    CPU[:] = [children_cpu() - cpu, beam_cpu() - broker]
     if proc.returncode != 0:
         sys.exit(f"amq {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
     return took
@@ -87,7 +119,7 @@ def fresh(url: str, queue: str) -> None:
 
 
 def one_move(src_url: str, dst_url: str, src: str, dst: str, data: bytes,
-             n: int) -> tuple[float, float]:
+             n: int) -> tuple[float, float, float]:
     fresh(src_url, src)
     fresh(dst_url, dst)
     amq(src_url, "send", src, "--lines", data=data)
@@ -95,20 +127,20 @@ def one_move(src_url: str, dst_url: str, src: str, dst: str, data: bytes,
         sys.exit(f"{src}: {found} messages after sending {n}")
     extra = ["--to-url", dst_url] if dst_url != src_url else []
     took = amq(src_url, "move", src, dst, *extra)
-    cpu = CPU[0]
+    cpu, broker = CPU
     left, moved = settled(src_url, src, 0), settled(dst_url, dst, n)
     if left or moved != n:
         sys.exit(f"after the move: {left} left in {src}, {moved} in {dst} (expected {n})")
-    return n / took, cpu
+    return n / took, cpu, broker
 
 
-def one_send(url: str, dst: str, data: bytes, n: int) -> tuple[float, float]:
+def one_send(url: str, dst: str, data: bytes, n: int) -> tuple[float, float, float]:
     fresh(url, dst)
     took = amq(url, "send", dst, "--lines", "--confirm", data=data)
-    cpu = CPU[0]
+    cpu, broker = CPU
     if (found := settled(url, dst, n)) != n:
         sys.exit(f"{dst}: {found} messages after a confirmed send of {n}")
-    return n / took, cpu
+    return n / took, cpu, broker
 
 
 def main() -> None:
@@ -136,12 +168,21 @@ def main() -> None:
             for _ in range(args.runs):  # alternately: both see the same load
                 moves.append(one_move(src_url, dst_url, f"{tag}-src", f"{tag}-dst", data, n))
                 sends.append(one_send(dst_url, f"{tag}-send", data, n))
-            move, send = (statistics.median(r for r, _c in runs) for runs in (moves, sends))
-            move_cpu, send_cpu = (statistics.median(c for _r, c in runs)
+            move, send = (statistics.median(r for r, _c, _b in runs)
+                          for runs in (moves, sends))
+            move_cpu, send_cpu = (statistics.median(c for _r, c, _b in runs)
                                   for runs in (moves, sends))
-            print(f"{label:22} move {move:9,.0f} msg/s   send --confirm {send:9,.0f} msg/s"
-                  f"   ratio {move / send:.2f} (goal >= 0.7)   amq CPU: move "
-                  f"{move_cpu:.2f} s, send {send_cpu:.2f} s", flush=True)
+            line = (f"{label:22} move {move:9,.0f} msg/s   send --confirm {send:9,.0f} msg/s"
+                    f"   ratio {move / send:.2f} (goal >= 0.7)   amq CPU: move "
+                    f"{move_cpu:.2f} s, send {send_cpu:.2f} s")
+            if BEAM is not None and "RabbitMQ" in label:
+                move_b, send_b = (statistics.median(b for _r, _c, b in runs)
+                                  for runs in (moves, sends))
+                cores = os.cpu_count() or 1
+                best = n / ((move_cpu + move_b) / cores) / send
+                line += (f"   RabbitMQ CPU: move {move_b:.2f} s, send {send_b:.2f} s"
+                         f"   (at best {best:.2f} on {cores} cores)")
+            print(line, flush=True)
     finally:
         if not args.skip_rabbitmq:
             for q in ("src", "dst", "send"):
