@@ -150,8 +150,15 @@ def test_bad_vhost_names_and_urls(amq, tmp_path):
                           ("local?vhost=a&vhost=b", "the one parameter it takes")):
             r = amq("--url", url, "list", "queues", expect=None)
             assert r.code == 2 and said in r.stderr, r
-        r = amq("vhost", "delete", "/", expect=None)
+        r = amq("vhost", "delete", "/", "--yes", expect=None)
         assert r.code != 0 and "does not delete it" in r.stderr, r
+    # '/' only with --yes, on both brokers: refused before anything is asked of the broker
+    # (on RabbitMQ with a management API that is not there, so that a refusal that went
+    # wrong could not delete the machine's '/')
+    guarded = amq if amq.broker == "local" else Amq(
+        amq.broker, amq.url, dict(amq.env_extra, AMQ_MANAGEMENT_URL="http://127.0.0.1:1"))
+    r = guarded("vhost", "delete", "/", expect=None)
+    assert r.code == 2 and "add --yes" in r.stderr and "Traceback" not in r.stderr, r
 
 
 def test_a_waiting_receiver_ends_when_its_vhost_is_deleted(amq, name):

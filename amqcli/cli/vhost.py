@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from .. import errors
 from .app import app, env_of
 from .listing import FormatOption, _show
 
@@ -53,8 +54,15 @@ def add(
 def delete(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The vhost's name.")],
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Delete the default vhost '/' too (RabbitMQ allows it; clients "
+                      "whose URL names no vhost then have nowhere to go).")] = False,
 ) -> None:
     env = env_of(ctx)
+    if name == "/" and not yes:
+        raise errors.UsageError(
+            "deleting the default vhost '/' deletes every queue, exchange and message in "
+            "it, and every URL without a vhost names it: add --yes if that is what you want")
     env.backend().delete_vhost(name)
     if env.stderr_isatty:
         env.say(f"deleted vhost '{name}'")
