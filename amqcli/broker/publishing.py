@@ -70,18 +70,51 @@ def check_size(size: int, limit: int) -> None:
             f"message size {size} is larger than configured max size {limit}")
 
 
-def insert_sql(queue: str, priority: int, expires: float | None, exchange: str,
-               routing_key: str, properties: str | None) -> str:
-    """The INSERT for a batch of bodies sharing everything else, bound by (id, body).
+class Insert(NamedTuple):
+    """The INSERT of a batch of bodies sharing everything else (queue, priority, expiry,
+    exchange, routing key, stored properties), each body with a fresh message id.
 
-    The shared values are written into the statement rather than bound per row: binding
-    eight parameters per message costs more than SQLite's insert itself. Strings holding a
-    NUL (legal in AMQP, unsafe in an SQL literal) go in as hex blobs cast to text.
+    A large batch writes the shared values into the statement rather than binding them
+    per row: binding eight parameters per message costs more than SQLite's insert itself.
+    A small one binds them: every distinct statement text is prepared anew once
+    sqlite3's statement cache misses, so messages each with a routing key of their own
+    (``send --format json``, ``replay``, a client publishing one by one through ``amq
+    broker serve``) would each pay a prepare. Strings holding a NUL (legal in AMQP,
+    unsafe in an SQL literal) go into the literal form as hex blobs cast to text.
     """
-    shared = (queue, priority, expires, exchange, routing_key, properties)
-    values = ", ".join(literal(v) for v in shared)
-    return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
-            f"properties, body) VALUES (?, {values}, ?)")
+
+    queue: str
+    priority: int
+    expires: float | None
+    exchange: str
+    routing_key: str
+    properties: str | None
+
+    def literal_sql(self) -> str:
+        values = ", ".join(literal(v) for v in self)
+        return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
+                f"properties, body) VALUES (?, {values}, ?)")
+
+    def rows(self, db: sqlite3.Connection, store: Store, bodies: Sequence[bytes]) -> None:
+        """Insert ``bodies`` (ids written back at once: dead-lettering may insert more
+        within the same transaction); ``StoredBodies`` are copied inside SQLite."""
+        first = store.next_message_id(db)
+        if isinstance(bodies, StoredBodies) and bodies._bodies is None:
+            # the literal form's "... VALUES (?, <shared>, ?)" as "... SELECT <id>, <shared>, body"
+            head, _, values = self.literal_sql().partition(" VALUES (?, ")
+            db.execute(f"{head} SELECT ? + j.key, {values.removesuffix(', ?)')}, m.body "
+                       f"{_PICKED}", (first, bodies.json()))
+        elif len(bodies) <= FEW:
+            db.executemany(_BOUND_INSERT, ((i, *self, body)
+                                           for i, body in enumerate(bodies, first)))
+        else:
+            db.executemany(self.literal_sql(), enumerate(bodies, first))
+        store.set_next_message_id(db, first + len(bodies))
+
+
+FEW = 8  # bodies in a batch that is bound row by row (Insert)
+_BOUND_INSERT = ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
+                 "properties, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def stored_properties(props: Properties) -> str | None:
@@ -278,20 +311,6 @@ class StoredBodies(Sequence[bytes]):
 _PICKED = "FROM json_each(?) j JOIN messages m ON m.id = j.value"
 
 
-def insert(db: sqlite3.Connection, store: Store, sql: str, bodies: Sequence[bytes]) -> None:
-    """Insert bodies with fresh message ids (written back at once: dead-lettering may
-    insert more within the same transaction); ``StoredBodies`` are copied in SQLite."""
-    first = store.next_message_id(db)
-    if isinstance(bodies, StoredBodies) and bodies._bodies is None:
-        # insert_sql's "... VALUES (?, <shared>, ?)" as "... SELECT <id>, <shared>, body"
-        head, _, values = sql.partition(" VALUES (?, ")
-        db.execute(f"{head} SELECT ? + j.key, {values.removesuffix(', ?)')}, m.body "
-                   f"{_PICKED}", (first, bodies.json()))
-    else:
-        db.executemany(sql, enumerate(bodies, first))
-    store.set_next_message_id(db, first + len(bodies))
-
-
 def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequence[Group],
             now: float | None = None,
             keep: Callable[[str, Properties], bool] | None = None) -> list[PublishOutcome]:
@@ -316,13 +335,13 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
                                bodies, now)
                 continue
             priority, expires = router.placement(q, props.priority, expiration, now)
-            sql = insert_sql(q, priority, expires, router.exchange, routing_key, stored)
+            into = Insert(q, priority, expires, router.exchange, routing_key, stored)
             limits = Limits.of(router.arguments(q))
             if limits is None:
-                insert(db, store, sql, bodies)
+                into.rows(db, store, bodies)
                 count(db, q, published=len(bodies))
             else:
-                refused_here = enqueue_limited(db, store, q, limits, sql, bodies,
+                refused_here = enqueue_limited(db, store, q, limits, into, bodies,
                                                routing_key, router.exchange, stored, now)
                 count(db, q, published=len(bodies) - len(refused_here))
                 refused |= refused_here
@@ -371,12 +390,12 @@ def _ready(db: sqlite3.Connection, queue: str) -> tuple[int, int]:
     return count, size
 
 
-def enqueue_limited(db: sqlite3.Connection, store: Store, queue: str, limits: Limits, sql: str,
+def enqueue_limited(db: sqlite3.Connection, store: Store, queue: str, limits: Limits, into: Insert,
                     bodies: Sequence[bytes], routing_key: str, exchange: str,
                     properties: str | None, now: float) -> set[int]:
     """Enqueue into a queue with a length limit; the indexes of the bodies it refused."""
     if limits.overflow == "drop-head":
-        insert(db, store, sql, bodies)
+        into.rows(db, store, bodies)
         trim(db, store, queue, limits, now)
         return set()
     count, size = _ready(db, queue)
@@ -388,7 +407,7 @@ def enqueue_limited(db: sqlite3.Connection, store: Store, queue: str, limits: Li
             accepted.append(body)
             count, size = count + 1, size + len(body)
     if accepted:
-        insert(db, store, sql, accepted)
+        into.rows(db, store, accepted)
     if refused and limits.overflow == "reject-publish-dlx":
         rows = [(0, bodies[i], properties, exchange, routing_key) for i in sorted(refused)]
         dead_letter(db, store, queue, rows, "maxlen", now)

@@ -66,6 +66,28 @@ def test_messages_keep_their_properties_and_order(backend, name):
                                                       (b"3", first)]
 
 
+def test_properties_equal_in_python_but_not_in_amqp_stay_apart(backend, name):
+    """Messages in a row whose properties are separate objects, as JSON lines and a
+    client's publishes give them: equal ones are stored together by the local broker, but
+    1, 1.0 and True, or the same headers in another order, are different AMQP tables and
+    each message keeps its own (types, order)."""
+    from decimal import Decimal
+    q = name()
+    backend.declare_queue(q)
+    tables = [{"a": 1}, {"a": 1}, {"a": True}, {"a": 1.0}, {"a": 1, "b": 2}, {"b": 2, "a": 1},
+              {"d": Decimal("1.0")}, {"d": Decimal("1.00")}, {"a": 1}]
+    sent = [Message(str(i).encode(), Properties(headers=dict(t)), q)
+            for i, t in enumerate(tables)]
+    assert backend.publish("", sent, confirm=True) == PublishResult(len(sent), 0, 0)
+    got = drain(backend.consume(q), len(sent))
+    assert [d.body for d in got] == [m.body for m in sent]
+    for d, table in zip(got, tables, strict=True):
+        headers = d.properties.headers
+        assert list(headers) == list(table), (d.body, headers)
+        assert [(type(v), str(v)) for v in headers.values()] == \
+            [(type(v), str(v)) for v in table.values()], (d.body, headers)
+
+
 def test_unsynced_publishes_are_counted_by_the_flush(backend, name):
     q = name()
     backend.declare_queue(q)
