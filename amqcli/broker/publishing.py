@@ -318,6 +318,7 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
     body. ``keep(queue, properties)`` can veto a target (dead-letter cycles)."""
     now = time.time() if now is None else now
     outcomes: list[PublishOutcome] = []
+    published: dict[str, int] = {}  # per queue, counted once for all the groups (amq top)
     for routing_key, props, bodies in groups:
         expiration = parse_expiration(props.expiration)
         targets = router.queues(routing_key, props.headers)
@@ -339,11 +340,11 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
             limits = Limits.of(router.arguments(q))
             if limits is None:
                 into.rows(db, store, bodies)
-                count(db, q, published=len(bodies))
+                published[q] = published.get(q, 0) + len(bodies)
             else:
                 refused_here = enqueue_limited(db, store, q, limits, into, bodies,
                                                routing_key, router.exchange, stored, now)
-                count(db, q, published=len(bodies) - len(refused_here))
+                published[q] = published.get(q, 0) + len(bodies) - len(refused_here)
                 refused |= refused_here
             store.touch(q)  # its consumers get them before the commit (dispatch.py)
             if expires is not None:
@@ -355,6 +356,8 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
             continue
         outcomes.extend(PublishOutcome.REJECTED if i in refused else PublishOutcome.ROUTED
                         for i in range(len(bodies)))
+    for q, n in published.items():
+        count(db, q, published=n)
     return outcomes
 
 
