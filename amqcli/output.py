@@ -7,7 +7,8 @@ different: bytes written sit in the pipe's buffer until the reader takes them, a
 reader such as ``head -1`` takes a whole block and exits at once. ``PipeOutput`` writes
 into a pipe without ever blocking (so the broker connection keeps being serviced) and
 tells which deliveries are *settled*: their bytes have left the pipe and the reader was
-still there ``HOLD`` seconds later. Only those are safe to acknowledge; the rest go
+still there ``HOLD`` seconds later, or came back for more bytes before that (a reader
+reads again once it has used what it read). Only those are safe to acknowledge; the rest go
 back to the queue when the reader goes away, which ``PipeOutput`` notices too (the write
 end of a pipe polls as an error once no reader is left).
 """
@@ -169,8 +170,8 @@ class PipeOutput:
 
     def settle(self) -> tuple[int, int] | None:
         """``(last tag, count)`` of deliveries newly settled, or None. Looks at the pipe:
-        marks as taken what left it, settles what was taken ``HOLD`` seconds ago if the
-        reader is still there."""
+        marks as taken what left it, settles what was taken ``HOLD`` seconds ago or before
+        a later take, if the reader is still there."""
         now = time.monotonic()
         fcntl.ioctl(self.fd, termios.FIONREAD, self._nread)
         self.unread = self._nread[0]
@@ -187,13 +188,18 @@ class PipeOutput:
             in_pipe.popleft()
         if n:
             self.taken.append((now, last, n))
-        if not self.taken or self.taken[0][0] + self.hold > now:
+        taken = self.taken
+        if not taken or (len(taken) == 1 and taken[0][0] + self.hold > now):
             return None
         if self.gone():
             raise ReaderGone
+        # Every take but the newest is settled at once: bytes left the pipe after it was
+        # seen, so the reader read again, which a reader does once it has used what it
+        # read before (one read() is one step of the unread count: the pipe's lock). The
+        # newest once its hold is over.
         last, n = 0, 0
-        while self.taken and self.taken[0][0] + self.hold <= now:
-            _when, last, count = self.taken.popleft()
+        while len(taken) > 1 or (taken and taken[0][0] + self.hold <= now):
+            _when, last, count = taken.popleft()
             n += count
         return last, n
 
