@@ -285,6 +285,11 @@ def test_connection_closed_mid_stream_is_reported_and_nothing_lost(rabbit, name)
                             "--no-reconnect")
     try:
         seen = [receiver.stdout.readline().decode().strip() for _ in range(50)]
+
+        def acknowledged():  # the last ones read are settled after the pipe's hold
+            row = rabbit.queue(q)
+            return row is not None and row["messages"] == 0 and row["unacked"] == 0
+        rabbit.wait_for(acknowledged, 30, "the 50 read acknowledged")
         connection = rabbit.wait_for(
             lambda: [c for c in management("connections")
                      if c.get("client_properties", {}).get("connection_name")

@@ -256,7 +256,9 @@ def test_an_exec_worker_survives_a_cut_and_a_stall(amq, name, proxy, tmp_path):
     q = name()
     amq("declare", "queue", q)
     done, err = tmp_path / "done.txt", tmp_path / "err.txt"
-    job = f'b=$(cat); sleep 0.5; echo "$b $AMQ_REDELIVERED" >> {done}'
+    started = tmp_path / "started.txt"
+    job = (f'b=$(cat); echo "$b" >> {started}; sleep 0.5; '
+           f'echo "$b $AMQ_REDELIVERED" >> {done}')
     with open(err, "wb") as stderr:
         worker = amq.popen("receive", q, "--exec", job, "--prefetch", "2",
                            stderr=stderr, env=proxied(amq, proxy))
@@ -264,7 +266,10 @@ def test_an_exec_worker_survives_a_cut_and_a_stall(amq, name, proxy, tmp_path):
         amq.wait_for_consumers(q, 1, worker)
         sent = [f"job{i}" for i in range(16)]
         send(amq, q, sent)
-        wait_until(lambda: len(text(done).splitlines()) >= 2, "the first jobs")
+        # the first jobs done and the next two running (a cut between jobs finds none)
+        wait_until(lambda: len(text(done).splitlines()) >= 2 and
+                   len(text(started).splitlines()) >= len(text(done).splitlines()) + 2,
+                   "the first jobs done and two more running")
         proxy.cut()  # two commands are running: left to finish, their results not acked
         wait_for_text(err, "reconnected", proc=worker)
         assert "left to finish" in text(err)
