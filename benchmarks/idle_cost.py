@@ -24,24 +24,15 @@ import subprocess
 import tempfile
 import time
 
-from procs import amq_default, queues, stop, wait_registered
+from procs import amq_default, cpu_seconds, queues, stop, wait_registered
 
 GOAL = (50, 3.0)  # 50 idle receivers: at most 3% of a core in total
-TICK = os.sysconf("SC_CLK_TCK")
 WAVE = 25  # receivers started at once: a storm of start-ups is not what this measures
 
 
 def consumers(amq: list[str], env: dict[str, str]) -> int:
     """How many consumers the store shows, over all queues."""
     return sum(q["consumers"] for q in queues(amq, env))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (fields 14 and 15 of /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
-    fields = stat[stat.rfind(b")") + 2:].split()  # from field 3 (the state) on
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def measure(amq: list[str], count: int, window: float, settle: float) -> float:

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 from procs import amq_default as amq
+from procs import cpu_seconds
 
 
 def run_throughput(count: int, size: int, runs: int) -> None:
@@ -45,12 +46,6 @@ def run_throughput(count: int, size: int, runs: int) -> None:
     print(f"drain         amq receive --count {count}:       "
           f"median {statistics.median(recv_rates):9.0f} msg/s  best {max(recv_rates):9.0f}"
           f"  (target >= 100000)")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_latency(samples: int) -> None:

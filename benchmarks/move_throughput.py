@@ -37,6 +37,8 @@ import tempfile
 import time
 import uuid
 
+from procs import cpu_seconds, rabbitmq_pid
+
 SETTLE_SECONDS = 15.0
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 AMQ = [shutil.which("amq") or sys.executable, *([] if shutil.which("amq") else
@@ -51,21 +53,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def beam_pid() -> int | None:
-    """RabbitMQ's Erlang VM on this machine, if there is one (the oldest beam.smp)."""
-    for entry in sorted(os.listdir("/proc"), key=lambda e: int(e) if e.isdigit() else 0):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-                if argv[0].endswith(b"beam.smp") and b"rabbit" in argv:
-                    return int(entry)
-            except OSError:
-                continue
-    return None
-
-
-BEAM = beam_pid()
+BEAM = rabbitmq_pid()
 
 
 def beam_cpu() -> float:
@@ -73,11 +61,9 @@ def beam_cpu() -> float:
     if BEAM is None:
         return 0.0
     try:
-        with open(f"/proc/{BEAM}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        return cpu_seconds(BEAM)
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def amq(url: str, *args: str, data: bytes = b"") -> float:

@@ -14,6 +14,27 @@ from collections.abc import Callable
 from typing import Any
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (fields 14 and 15 of
+    /proc/PID/stat, counted after the command name, which may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rabbitmq_pid() -> int | None:
+    """RabbitMQ's Erlang VM on this machine, if there is one (the oldest beam.smp)."""
+    for entry in sorted((e for e in os.listdir("/proc") if e.isdigit()), key=int):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"beam.smp") and b"rabbit" in argv:
+            return int(entry)
+    return None
+
+
 def amq_default() -> list[str]:
     """The `amq` beside this Python (its venv's), else the one on PATH, else the module."""
     beside = os.path.join(os.path.dirname(sys.executable), "amq")

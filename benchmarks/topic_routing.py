@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from procs import cpu_seconds
+
 from amqcli.broker.engine import Broker, Connection
 
 EXCHANGE = "bench.topic"
@@ -122,13 +124,6 @@ def timed(argv: list[str], env: dict[str, str], data: bytes, timeout: float) -> 
                          f"{proc.stderr.decode(errors='replace')}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Took(wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system seconds a running process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Figure:
