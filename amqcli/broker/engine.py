@@ -67,7 +67,6 @@ def locked(name: str) -> errors.BrokerError:
         "match that of the original declaration.")
 
 
-
 def identical(a: Any, b: Any) -> bool:
     """Equal, with the same types and the same order all the way down: Python's ``==``
     holds 1, 1.0 and True equal, {"a": 1, "b": 2} and {"b": 2, "a": 1}, Decimal("1.0")
@@ -81,6 +80,7 @@ def identical(a: Any, b: Any) -> bool:
     if hasattr(a, "as_tuple"):  # a Decimal (not imported for this: start-up time)
         return bool(a.as_tuple() == b.as_tuple())
     return bool(a == b)
+
 
 class Broker:
     """The local broker on one store file (``None``: in memory, for one process)."""

@@ -91,9 +91,7 @@ class Insert(NamedTuple):
     properties: str | None
 
     def literal_sql(self) -> str:
-        values = ", ".join(literal(v) for v in self)
-        return ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
-                f"properties, body) VALUES (?, {values}, ?)")
+        return f"{_INSERT} VALUES (?, {', '.join(literal(v) for v in self)}, ?)"
 
     def rows(self, db: sqlite3.Connection, store: Store, bodies: Sequence[bytes]) -> None:
         """Insert ``bodies`` (ids written back at once: dead-lettering may insert more
@@ -113,8 +111,9 @@ class Insert(NamedTuple):
 
 
 FEW = 8  # bodies in a batch that is bound row by row (Insert)
-_BOUND_INSERT = ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
-                 "properties, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT = ("INSERT INTO messages (id, queue, priority, expires, exchange, routing_key, "
+           "properties, body)")
+_BOUND_INSERT = f"{_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def stored_properties(props: Properties) -> str | None:
@@ -342,8 +341,7 @@ def enqueue(db: sqlite3.Connection, store: Store, router: Router, groups: Sequen
                 into.rows(db, store, bodies)
                 published[q] = published.get(q, 0) + len(bodies)
             else:
-                refused_here = enqueue_limited(db, store, q, limits, into, bodies,
-                                               routing_key, router.exchange, stored, now)
+                refused_here = enqueue_limited(db, store, limits, into, bodies, now)
                 published[q] = published.get(q, 0) + len(bodies) - len(refused_here)
                 refused |= refused_here
             store.touch(q)  # its consumers get them before the commit (dispatch.py)
@@ -393,10 +391,11 @@ def _ready(db: sqlite3.Connection, queue: str) -> tuple[int, int]:
     return count, size
 
 
-def enqueue_limited(db: sqlite3.Connection, store: Store, queue: str, limits: Limits, into: Insert,
-                    bodies: Sequence[bytes], routing_key: str, exchange: str,
-                    properties: str | None, now: float) -> set[int]:
-    """Enqueue into a queue with a length limit; the indexes of the bodies it refused."""
+def enqueue_limited(db: sqlite3.Connection, store: Store, limits: Limits, into: Insert,
+                    bodies: Sequence[bytes], now: float) -> set[int]:
+    """Enqueue into a queue with a length limit (``into.queue``); the indexes of the
+    bodies it refused."""
+    queue = into.queue
     if limits.overflow == "drop-head":
         into.rows(db, store, bodies)
         trim(db, store, queue, limits, now)
@@ -412,7 +411,8 @@ def enqueue_limited(db: sqlite3.Connection, store: Store, queue: str, limits: Li
     if accepted:
         into.rows(db, store, accepted)
     if refused and limits.overflow == "reject-publish-dlx":
-        rows = [(0, bodies[i], properties, exchange, routing_key) for i in sorted(refused)]
+        rows = [(0, bodies[i], into.properties, into.exchange, into.routing_key)
+                for i in sorted(refused)]
         dead_letter(db, store, queue, rows, "maxlen", now)
     return refused
 
