@@ -7,7 +7,7 @@ import re
 import select
 import subprocess
 
-from conftest import AMQ_CMD
+from conftest import AMQ_CMD, needs_management
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -59,6 +59,7 @@ def test_binary_bodies_are_shown_safely_on_a_terminal(amq, name):
 
 
 def test_lists_are_tables_on_a_terminal(amq, name):
+    needs_management(amq.broker)  # `amq list` on RabbitMQ
     q = name()
     amq("declare", "queue", q)
     code, screen = run_in_pty(amq, "list", "queues")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import needs_management
 
 from amqcli.cli.completion_scripts import FILE_NAMES, Shell, script
 
@@ -63,6 +64,7 @@ def test_protocol_completes_commands_and_options(amq: Any) -> None:
 
 
 def test_protocol_completes_names_from_the_broker(amq: Any, name: Any) -> None:
+    needs_management(amq.broker)  # names come from the API on RabbitMQ
     q, x = name("cq"), name("cx")
     amq("declare", "queue", q)
     amq("declare", "exchange", x, "--type", "topic")
@@ -75,6 +77,7 @@ def test_protocol_completes_names_from_the_broker(amq: Any, name: Any) -> None:
 
 
 def test_protocol_other_shells(amq: Any, name: Any) -> None:
+    needs_management(amq.broker)  # names come from the API on RabbitMQ
     q = name("cq")
     amq("declare", "queue", q)
     zsh = amq(env=amq.env(_AMQ_COMPLETE="complete_zsh",

@@ -1,6 +1,7 @@
 """What only the RabbitMQ backend has: connecting (URLs, profiles, TLS), its failures, the
 management API, and a connection lost mid-stream."""
 
+import json
 import os
 import signal
 import socket
@@ -352,3 +353,29 @@ def test_receiver_killed_by_signal_leaves_messages_in_rabbitmq(rabbit, name):
         os.kill(receiver.pid, signal.SIGKILL)
         kill_and_reap(receiver)
     assert rabbit.queue(q)["messages"] == 0  # written to /dev/null, acked: gone
+
+
+def test_streams_are_told_apart_without_the_management_api(rabbit, name):
+    """Where the management API cannot answer (not enabled, or a user it refuses), amq asks
+    the queue's type over AMQP: a stream is read from an offset (its consumer gets a
+    prefetch of its own, not the channel-wide one a stream refuses), the other types are
+    named in the error, and what a stream refuses is refused as with the API."""
+    env = rabbit.env(AMQ_MANAGEMENT_URL="http://127.0.0.1:1")  # nothing listens there
+    s, quorum, classic = name("s"), name("qq"), name("c")
+    rabbit("declare", "queue", s, "--type", "stream", "--durable", env=env)
+    rabbit("declare", "queue", quorum, "--type", "quorum", "--durable", env=env)
+    rabbit("declare", "queue", classic, env=env)
+    rabbit("send", s, "--lines", input="m0\nm1\nm2\n", env=env)
+    r = rabbit("receive", s, "--offset", "first", "--count", "3", "--format", "json",
+               "--timeout", "10", env=env)
+    read = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert [(m["body"], m["stream_offset"]) for m in read] == [("m0", 0), ("m1", 1), ("m2", 2)]
+    for queue, kind in ((classic, "classic"), (quorum, "quorum")):
+        r = rabbit("receive", queue, "--offset", "first", expect=2, env=env)
+        assert f"queue '{queue}' is a {kind} queue" in r.stderr
+    r = rabbit("receive", s, "--offset", "first", "--requeue", expect=11, env=env)
+    assert f"basic.nack and basic.reject not supported by stream queues queue '{s}'" \
+        in r.stderr
+    r = rabbit("peek", s, "--count", "5", "--format", "json", env=env)
+    assert [json.loads(line)["body"] for line in r.stdout.decode().splitlines()] == \
+        ["m0", "m1", "m2"]

@@ -174,7 +174,7 @@ def test_connect_with_a_password_keeps_it_out_of_the_history(amq: Any, tmp_path:
     sh = Shell(amq, str(tmp_path / "data"))
     try:
         sh.run(f"connect {amq.url}", re.escape("connected to amqp://guest:****@"), PROMPT)
-        sh.run(f"--url {amq.url} list exchanges", "amq.topic", PROMPT)
+        sh.run(f"--url {amq.url} status", "product +RabbitMQ", PROMPT)
         sh.child.sendeof()
         sh.child.expect(pexpect.EOF)
     finally:

@@ -906,10 +906,47 @@ class RabbitMQBackend:
     def queue_type(self, name: str) -> str | None:
         try:
             found = self._management().get("queues", name)
-        except errors.AmqError:
-            return None  # no such queue (404), or no management API
+        except errors.NotFound:
+            return None
+        except errors.AmqError:  # no management API, or a user it refuses: ask over AMQP
+            return self._probe_queue_type(name)
         kind = found.get("type") if isinstance(found, dict) else None
         return str(kind) if kind else None
+
+    def _probe_queue_type(self, name: str) -> str | None:
+        """A queue's type without the management API: a consume with ``x-stream-offset``
+        on a channel of its own, cancelled at once. A stream takes it (it keeps what is
+        read, so nothing is taken); the others refuse it naming their type (406 ``...
+        of queue type rabbit_quorum_queue``); an exclusive queue of another connection
+        (405) is classic."""
+        check_name("queue", name)
+        channel: BlockingChannel | None = None
+        try:
+            channel = self.connection.channel()
+            channel.basic_qos(prefetch_count=1)
+            tag = channel.basic_consume(name, lambda *_: None,
+                                        arguments={"x-stream-offset": "next"})
+            channel.basic_cancel(tag)
+            return "stream"
+        except pex.ChannelClosedByBroker as err:
+            channel = None
+            text = str(err.reply_text)
+            if err.reply_code == 405:
+                return "classic"
+            for kind in ("classic", "quorum"):
+                if f"queue type rabbit_{kind}_queue" in text:
+                    return kind
+            return None
+        except pex.AMQPError as err:
+            raise _broker_error(err) from None
+        except OSError as err:
+            raise errors.ConnectionLost(f"the connection to RabbitMQ was lost: {err}") from None
+        finally:
+            if channel is not None and channel.is_open:
+                try:
+                    channel.close()
+                except (pex.AMQPError, OSError):
+                    pass
 
     def stream_end(self, name: str) -> int | None:
         return None  # RabbitMQ 3.10's management API reports no offsets of a stream
