@@ -920,33 +920,30 @@ class RabbitMQBackend:
         of queue type rabbit_quorum_queue``); an exclusive queue of another connection
         (405) is classic."""
         check_name("queue", name)
-        channel: BlockingChannel | None = None
-        try:
+
+        def probe() -> str | None:
             channel = self.connection.channel()
-            channel.basic_qos(prefetch_count=1)
-            tag = channel.basic_consume(name, lambda *_: None,
-                                        arguments={"x-stream-offset": "next"})
-            channel.basic_cancel(tag)
-            return "stream"
-        except pex.ChannelClosedByBroker as err:
-            channel = None
-            text = str(err.reply_text)
-            if err.reply_code == 405:
-                return "classic"
-            for kind in ("classic", "quorum"):
-                if f"queue type rabbit_{kind}_queue" in text:
-                    return kind
-            return None
-        except pex.AMQPError as err:
-            raise _broker_error(err) from None
-        except OSError as err:
-            raise errors.ConnectionLost(f"the connection to RabbitMQ was lost: {err}") from None
-        finally:
-            if channel is not None and channel.is_open:
-                try:
-                    channel.close()
-                except (pex.AMQPError, OSError):
-                    pass
+            try:
+                channel.basic_qos(prefetch_count=1)
+                tag = channel.basic_consume(name, lambda *_: None,
+                                            arguments={"x-stream-offset": "next"})
+                channel.basic_cancel(tag)
+                return "stream"
+            except pex.ChannelClosedByBroker as err:
+                if err.reply_code == 405:
+                    return "classic"
+                text = str(err.reply_text)
+                return next((kind for kind in ("classic", "quorum")
+                             if f"queue type rabbit_{kind}_queue" in text), None)
+            finally:
+                if channel.is_open:
+                    try:
+                        channel.close()
+                    except (pex.AMQPError, OSError):
+                        pass
+
+        # on a channel of its own: call's other mappings, not its reset of self._channel
+        return self.call(probe)
 
     def stream_end(self, name: str) -> int | None:
         return None  # RabbitMQ 3.10's management API reports no offsets of a stream
